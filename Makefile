@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine:
+#   make serve   -> installs everything, starts http://127.0.0.1:8000 (offline)
+#   make test    -> installs everything (Chromium included), runs the whole suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-pins.txt | sha1sum | cut -c1-12)
+
+.PHONY: serve test install chromium bench
+
+$(STAMP): pyproject.toml requirements-pins.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-pins.txt
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+serve: install
+	$(BIN)/convzoo serve
+
+test: install chromium
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/analysis.py

@@ -1,0 +1,36 @@
+"""Settings from CONVZOO_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "convzoo"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVZOO_")
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    # "auto": CUDA when torch sees a GPU, else CPU. Or "cpu", "cuda", "cuda:1" ...
+    device: str = "auto"
+    # Analyse the whole catalog in the background at start-up.
+    warm_cache: bool = True
+    default_model: str = "efficientnet_lite0"
+
+    # Uploads
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+
+    # Inference worker
+    max_batch_size: int = 8
+    max_batch_wait_ms: float = 10.0
+    max_queue: int = 64
+    loaded_models: int = 4  # LRU of models with weights in memory
+
+    # Speed benchmarks
+    speed_time_budget_s: float = 20.0

@@ -1,0 +1,106 @@
+"""The one error shape of shared/API.md, raised as typed errors and rendered in
+one place: JSON under /api, the error page elsewhere."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class UnknownModel(ApiError):
+    status, code = 404, "unknown_model"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class InvalidParameter(ApiError):
+    status, code = 422, "invalid_parameter"
+
+
+class InvalidImage(ApiError):
+    status, code = 400, "invalid_image"
+
+
+class UnsupportedImage(ApiError):
+    status, code = 415, "invalid_image"
+
+
+class TooLarge(ApiError):
+    status, code = 413, "too_large"
+
+
+class WeightsUnavailable(ApiError):
+    status, code = 409, "weights_unavailable"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class Busy(ApiError):
+    status, code = 503, "busy"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api") or request.url.path == "/openapi.json"
+
+
+def _render(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    if _wants_json(request):
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status, "code": code, "message": message},
+        status_code=status, headers=headers,
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", "invalid"))
+    return "Invalid parameter: " + "; ".join(parts) + "."
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return _render(request, exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return _render(request, 422, "invalid_parameter", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = {404: f"Nothing at {request.url.path}.", 405: "Method not allowed here."}.get(
+            exc.status_code, str(exc.detail))
+        return _render(request, exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        request.app.state.logger.exception("Unhandled error on %s", request.url.path)
+        return _render(request, 500, "internal_error", "Something went wrong on the server; the error was logged.")

@@ -1,0 +1,75 @@
+"""The app factory. ``app`` at module level is for uvicorn; tests build their
+own with ``create_app(Settings(cache_dir=tmp_path))``."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import torch
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from app.config import Settings
+from app.errors import install_error_handlers
+from app.routes import zoo
+from app.services.analysis_cache import AnalysisCache
+from app.templating import install_filters
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_DIR = ROOT / "static"
+TEMPLATES_DIR = ROOT / "templates"
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def install_plotly_js() -> Path:
+    """Copy plotly.min.js from the installed plotly package into static/, once:
+    pages load it from our own origin, never from a CDN."""
+    import plotly
+
+    source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    target = STATIC_DIR / "plotly.min.js"
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        STATIC_DIR.mkdir(exist_ok=True)
+        shutil.copyfile(source, target)
+    return target
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logger = logging.getLogger("convzoo")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if settings.warm_cache:
+            app.state.analysis_cache.start_warmup()
+        yield
+        app.state.analysis_cache.stop()
+
+    app = FastAPI(title="ConvZoo", version="0.1.0", lifespan=lifespan,
+                  description="Explore convolutional network architectures: shapes, parameters, "
+                              "multiply-adds, memory and predictions.")
+    app.state.settings = settings
+    app.state.logger = logger
+    app.state.device = resolve_device(settings.device)
+    app.state.analysis_cache = AnalysisCache(settings.cache_dir)
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    install_filters(templates.env)
+    app.state.templates = templates
+
+    install_plotly_js()
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    install_error_handlers(app)
+    app.include_router(zoo.router)
+    return app
+
+
+app = create_app()

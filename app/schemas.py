@@ -1,0 +1,93 @@
+"""The JSON shapes of shared/API.md as Pydantic models: the page data and
+the /api bodies are the same objects."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class ModelCard(BaseModel):
+    id: str
+    name: str
+    family: str
+    year: int
+    source: Literal["torchvision", "timm", "classic"]
+    input_size: list[int]
+    params: int
+    macs: int
+    top1: float | None
+    top5: float | None
+    accuracy_source: str | None
+    weights: Literal["available", "downloadable", "none"]
+    # Extensions beyond API.md's card.
+    paper: str
+    introduced: str
+    citation: str | None
+    weights_reason: str
+
+
+class Totals(BaseModel):
+    params: int
+    trainable_params: int
+    macs: int
+    activation_elements: int
+    activation_bytes: int
+    param_bytes: int
+
+
+class Layer(BaseModel):
+    path: str
+    type: str
+    depth: int
+    is_leaf: bool
+    output_shape: list[int] | None
+    params: int
+    macs: int
+    activation_elements: int
+    # Extensions: the input shape and hyper-parameters behind the formulas, and
+    # whether the module runs in eval (Inception v3's aux head does not).
+    input_shape: list[int] | None
+    executed: bool
+    attributes: dict[str, Any]
+
+
+class LayersResponse(BaseModel):
+    id: str
+    input_shape: list[int]
+    totals: Totals
+    layers: list[Layer]
+
+
+class ModelDetail(ModelCard):
+    totals: Totals
+    flops: int  # 2 x MACs
+    training_activation_bytes_estimate: int  # forward activations kept for backward, plus their gradients
+
+
+class CatalogResponse(BaseModel):
+    models: list[ModelCard]
+
+
+class CompareItem(ModelCard):
+    totals: Totals
+
+
+class CompareResponse(BaseModel):
+    models: list[CompareItem]
+
+
+class WarmupStatus(BaseModel):
+    total: int
+    done: int
+    failed: list[str]
+    running: bool
+    current: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    device: str
+    versions: dict[str, str]
+    warmup: WarmupStatus

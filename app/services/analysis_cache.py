@@ -1,0 +1,128 @@
+"""Analyses cached in memory and on disk, keyed by model, resolution and
+library versions; computed once even when many requests ask at the same time;
+the whole catalog warmed in the background at start-up."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import timm
+import torch
+import torchvision
+
+from models.analysis import ANALYSIS_VERSION, Analysis, analyse_entry, input_shape_for
+from models.catalog import ModelEntry
+from models.registry import list_models
+
+log = logging.getLogger("convzoo.analysis")
+
+
+def versions_hash() -> str:
+    text = f"torch={torch.__version__};torchvision={torchvision.__version__};timm={timm.__version__};analysis={ANALYSIS_VERSION}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class WarmupProgress:
+    total: int = 0
+    done: int = 0
+    failed: list[str] = field(default_factory=list)
+    current: str | None = None
+    running: bool = False
+    seconds: float = 0.0
+
+
+class AnalysisCache:
+    def __init__(self, cache_dir: Path, memory_items: int = 256) -> None:
+        self.directory = cache_dir / "analysis"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.versions = versions_hash()
+        self._memory: OrderedDict[tuple[str, int, int], Analysis] = OrderedDict()
+        self._memory_items = memory_items
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[str, int, int], threading.Lock] = {}
+        self.traces = 0  # how many analyses were actually computed (tests read it)
+        self.progress = WarmupProgress()
+        self._stop = threading.Event()
+
+    def path_for(self, entry: ModelEntry, resolution: int | None) -> Path:
+        _, _, height, width = input_shape_for(entry, resolution)
+        return self.directory / f"{entry.id}-{height}x{width}-{self.versions}.json"
+
+    def get(self, entry: ModelEntry, resolution: int | None = None) -> Analysis:
+        """The analysis, from memory, disk, or a fresh trace (raises AnalysisError)."""
+        _, _, height, width = input_shape_for(entry, resolution)
+        key = (entry.id, height, width)
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one trace per key, however many ask at once
+            with self._lock:
+                if key in self._memory:
+                    return self._memory[key]
+            analysis = self._load(entry, resolution) or self._compute(entry, resolution)
+            with self._lock:
+                self._memory[key] = analysis
+                while len(self._memory) > self._memory_items:
+                    self._memory.popitem(last=False)
+                self._key_locks.pop(key, None)
+        return analysis
+
+    def _load(self, entry: ModelEntry, resolution: int | None) -> Analysis | None:
+        path = self.path_for(entry, resolution)
+        try:
+            return Analysis.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            log.warning("Ignoring unreadable cache file %s", path)
+            return None
+
+    def _compute(self, entry: ModelEntry, resolution: int | None) -> Analysis:
+        analysis = analyse_entry(entry, resolution)
+        self.traces += 1
+        path = self.path_for(entry, resolution)
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(analysis.to_dict(), separators=(",", ":")))
+        tmp.replace(path)  # atomic: a reader never sees half a file
+        return analysis
+
+    def warm(self, entries: list[ModelEntry] | None = None) -> WarmupProgress:
+        """Analyse every catalog entry at its own input size, logging progress."""
+        entries = entries if entries is not None else list_models()
+        progress = self.progress
+        progress.total, progress.done, progress.failed, progress.running = len(entries), 0, [], True
+        start = time.perf_counter()
+        for entry in entries:
+            if self._stop.is_set():
+                break
+            progress.current = entry.id
+            try:
+                self.get(entry)
+            except Exception:  # one broken model must not stop the warm-up
+                log.exception("Warm-up: analysis of %s failed", entry.id)
+                progress.failed.append(entry.id)
+            progress.done += 1
+            if progress.done % 10 == 0 or progress.done == progress.total:
+                log.info("Warm-up: %d/%d models analysed (%.1f s)", progress.done, progress.total,
+                         time.perf_counter() - start)
+        progress.current, progress.running = None, False
+        progress.seconds = time.perf_counter() - start
+        return progress
+
+    def start_warmup(self) -> threading.Thread:
+        thread = threading.Thread(target=self.warm, name="convzoo-warmup", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()

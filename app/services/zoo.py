@@ -1,0 +1,119 @@
+"""Catalog cards, per-layer tables and comparisons: the data behind the zoo
+pages and their /api twins."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from app.errors import InvalidParameter
+from app.schemas import (CatalogResponse, CompareItem, CompareResponse, Layer, LayersResponse, ModelCard,
+                         ModelDetail, Totals)
+from app.services.analysis_cache import AnalysisCache
+from models.analysis import Analysis, AnalysisError
+from models.catalog import ModelEntry
+from models.registry import list_models
+from models.weights import weights_status
+
+MAX_COMPARE = 6
+
+
+def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> Analysis:
+    try:
+        return cache.get(entry, resolution)
+    except AnalysisError as exc:
+        raise InvalidParameter(str(exc)) from None
+
+
+def card(cache: AnalysisCache, entry: ModelEntry) -> ModelCard:
+    totals = cache.get(entry).totals
+    status = weights_status(entry)
+    return ModelCard(
+        id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, source=entry.source,
+        input_size=list(entry.input_size), params=totals.params, macs=totals.macs,
+        top1=entry.top1, top5=entry.top5, accuracy_source=entry.accuracy_source, weights=status.status,
+        paper=entry.family.paper, introduced=entry.family.introduced, citation=entry.citation,
+        weights_reason=status.reason,
+    )
+
+
+def catalog_data(cache: AnalysisCache) -> CatalogResponse:
+    return CatalogResponse(models=[card(cache, entry) for entry in list_models()])
+
+
+def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> ModelDetail:
+    analysis = analysis_for(cache, entry, resolution)
+    totals = Totals(**asdict(analysis.totals))
+    return ModelDetail(
+        **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
+        training_activation_bytes_estimate=2 * totals.activation_bytes,
+    )
+
+
+def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> LayersResponse:
+    analysis = analysis_for(cache, entry, resolution)
+    return LayersResponse(
+        id=entry.id, input_shape=analysis.input_shape, totals=Totals(**asdict(analysis.totals)),
+        layers=[Layer(**asdict(row)) for row in analysis.layers],
+    )
+
+
+def parse_model_list(text: str | None) -> list[str]:
+    ids = [part.strip() for part in (text or "").split(",") if part.strip()]
+    if not ids:
+        raise InvalidParameter("models must name at least one model id, comma-separated (e.g. models=vgg16,googlenet).")
+    if len(ids) > MAX_COMPARE:
+        raise InvalidParameter(f"Compare takes at most {MAX_COMPARE} models; {len(ids)} were given.")
+    return ids
+
+
+def compare_data(cache: AnalysisCache, entries: list[ModelEntry]) -> CompareResponse:
+    return CompareResponse(models=[
+        CompareItem(**card(cache, entry).model_dump(), totals=Totals(**asdict(cache.get(entry).totals)))
+        for entry in entries
+    ])
+
+
+LAYER_CSV_COLUMNS = ("path", "type", "depth", "is_leaf", "executed", "output_shape", "params", "macs",
+                     "activation_elements")
+
+
+def layers_csv(data: LayersResponse) -> str:
+    """The per-layer table as CSV; shapes written as 1x64x224x224."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(LAYER_CSV_COLUMNS)
+    for layer in data.layers:
+        row = layer.model_dump()
+        row["output_shape"] = "x".join(map(str, layer.output_shape or []))
+        writer.writerow(row[column] for column in LAYER_CSV_COLUMNS)
+    return out.getvalue()
+
+
+def layers_table(data: LayersResponse) -> str:
+    """A torchinfo-like text table, to paste into notes."""
+    header = ("Layer (type)", "Output shape", "Params", "MACs", "Activations")
+    rows = []
+    for layer in data.layers:
+        name = "  " * (layer.depth - 1) + f"{layer.path.rsplit('.', 1)[-1]} ({layer.type})"
+        if not layer.executed:
+            name += " [not run in eval]"
+        shape = "x".join(map(str, layer.output_shape)) if layer.output_shape else "--"
+        rows.append((name, shape, f"{layer.params:,}", f"{layer.macs:,}", f"{layer.activation_elements:,}"))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    rule = "=" * (sum(widths) + 2 * (len(widths) - 1))
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    t = data.totals
+    footer = [
+        f"Input shape: {'x'.join(map(str, data.input_shape))}",
+        f"Total params: {t.params:,} ({t.param_bytes / 1e6:.2f} MB)",
+        f"Trainable params: {t.trainable_params:,}",
+        f"Multiply-adds (MACs): {t.macs:,} ({t.macs / 1e9:.3f} G; FLOPs = 2 x MACs)",
+        f"Forward activations: {t.activation_elements:,} elements ({t.activation_bytes / 1e6:.2f} MB)",
+    ]
+    return "\n".join([rule, line(header), rule, *map(line, rows), rule, *footer, rule])

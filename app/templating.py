@@ -1,0 +1,30 @@
+"""Jinja2 filters: base units in data, humanised only here."""
+
+from __future__ import annotations
+
+from jinja2 import Environment
+
+
+def si(value: float | int | None, unit: str = "", digits: int = 1) -> str:
+    """138357544 -> '138.4 M'; 15470264320 -> '15.5 G'."""
+    if value is None:
+        return "—"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{value / factor:.{digits}f} {prefix}{unit}"
+    return f"{value:g} {unit}".rstrip()
+
+
+def bytes_(value: int | None) -> str:
+    """Decimal megabytes, as the course quotes them: 553,440,000 -> '553.4 MB'."""
+    return si(value, "B")
+
+
+def thousands(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def install_filters(env: Environment) -> None:
+    env.filters["si"] = si
+    env.filters["bytes"] = bytes_
+    env.filters["thousands"] = thousands

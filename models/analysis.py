@@ -1,0 +1,289 @@
+"""Per-layer analysis: output shapes, parameters, multiply-adds and activation memory.
+
+Counting happens at the aten level (a TorchDispatchMode with torch's own flop
+formulas), so functional ops that module hooks miss -- attention matmuls,
+``F.linear`` on a child's weight -- are seen and attributed to every module on
+the call stack (the innermost one and its ancestors). Module hooks give each
+call's output shape. The model runs on the ``meta`` device: no weights, no
+random init, no arithmetic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from models.meta import flat_leaves, no_gc, run_memoised
+
+# Inputs past this side length are refused: nothing in the zoo was trained
+# above 600, and the activation figures would be meaningless.
+MAX_RESOLUTION = 2048
+
+# Bump when the shape of an Analysis changes: it is part of the cache key.
+ANALYSIS_VERSION = 1
+
+# Module hyper-parameters worth showing beside a row (they feed the formulas).
+_ATTRIBUTES = (
+    "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+    "groups", "in_features", "out_features", "ceil_mode", "output_size",
+    "num_features", "embed_dim", "num_heads", "size", "inplace",
+)
+
+
+@dataclass
+class LayerRow:
+    path: str
+    type: str
+    depth: int
+    is_leaf: bool
+    output_shape: list[int] | None = None
+    input_shape: list[int] | None = None
+    params: int = 0
+    macs: int = 0
+    activation_elements: int = 0
+    executed: bool = True
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Totals:
+    params: int
+    trainable_params: int
+    macs: int
+    activation_elements: int
+    activation_bytes: int
+    param_bytes: int
+
+
+@dataclass
+class Analysis:
+    input_shape: list[int]
+    totals: Totals
+    layers: list[LayerRow]
+    dtype: str = "float32"
+    trace_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Analysis:
+        return cls(
+            input_shape=data["input_shape"],
+            totals=Totals(**data["totals"]),
+            layers=[LayerRow(**row) for row in data["layers"]],
+            dtype=data.get("dtype", "float32"),
+            trace_ms=data.get("trace_ms", 0.0),
+        )
+
+
+class AnalysisError(ValueError):
+    """The architecture cannot take the requested input (e.g. too small)."""
+
+
+def _storage_key(t: torch.Tensor) -> int:
+    return t.untyped_storage()._cdata
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    return [t for t in flat_leaves(obj, []) if isinstance(t, torch.Tensor)]
+
+
+def _first_shape(obj: Any) -> list[int] | None:
+    tensors = _tensors(obj)
+    return list(tensors[0].shape) if tensors else None
+
+
+def _attributes(module: nn.Module) -> dict[str, Any]:
+    out = {}
+    for name in _ATTRIBUTES:
+        value = getattr(module, name, None)
+        if isinstance(value, (int, float, bool, str)) or (
+            isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value)
+        ):
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+class _Tracer(TorchDispatchMode):
+    """Counts MACs of each aten op into the rows of the modules now running."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[LayerRow] = []
+        self.total_macs = 0
+        self.used_storages: set[int] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        leaves = flat_leaves(kwargs, flat_leaves(args, []))
+        out = run_memoised(func, args, kwargs, leaves)
+        self.used_storages.update(_storage_key(t) for t in leaves if isinstance(t, torch.Tensor))
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            # torch's formulas count FLOPs as 2 per multiply-add.
+            macs = formula(*args, **kwargs, out_val=out) // 2
+            self.total_macs += macs
+            for row in self.stack:
+                row.macs += macs
+        return out
+
+
+@contextmanager
+def _hooks(model: nn.Module, tracer: _Tracer, rows: list[LayerRow],
+           on_leaf_output) -> Iterator[None]:
+    handles = []
+    params_of = {name: sum(p.numel() for p in m.parameters()) for name, m in model.named_modules()}
+
+    def make(path: str, module: nn.Module):
+        is_leaf = next(iter(module.children()), None) is None
+        row_stack: list[LayerRow] = []
+
+        def pre(mod, args, kwargs=None):
+            row = LayerRow(
+                path=path, type=type(mod).__name__, depth=path.count(".") + 1,
+                is_leaf=is_leaf, params=params_of[path], input_shape=_first_shape(args),
+                attributes=_attributes(mod),
+            )
+            rows.append(row)
+            row_stack.append(row)
+            tracer.stack.append(row)
+
+        def post(mod, args, output):
+            row = row_stack.pop()
+            tracer.stack.pop()
+            row.output_shape = _first_shape(output)
+            if is_leaf:
+                on_leaf_output(output, tracer.stack + [row])
+
+        return pre, post
+
+    try:
+        for path, module in model.named_modules():
+            if not path:
+                continue
+            pre, post = make(path, module)
+            handles.append(module.register_forward_pre_hook(pre))
+            handles.append(module.register_forward_hook(post))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _with_unexecuted(model: nn.Module, rows: list[LayerRow], used: set[int]) -> list[LayerRow]:
+    """Add rows, marked ``executed=False``, for sub-trees that never ran and
+    whose parameters no op touched (Inception v3's aux head in eval), placed
+    after the rows of the module defined just before them. A child whose
+    weights its parent used functionally (MultiheadAttention's out_proj) is
+    part of its parent's row instead."""
+    called = {row.path for row in rows}
+    result = list(rows)
+    skip_prefix = None
+    previous = None
+    for path, module in model.named_modules():
+        if not path:
+            continue
+        if skip_prefix and path.startswith(skip_prefix):
+            continue
+        if path in called:
+            previous = path
+            continue
+        tensors = list(module.parameters()) + list(module.buffers())
+        parent_ran = path.rpartition(".")[0] in called
+        if any(_storage_key(t) in used for t in tensors) or (parent_ran and not tensors):
+            continue
+        skip_prefix = path + "."
+        insert_at = len(result)
+        if previous is not None:
+            inside = [i for i, r in enumerate(result) if r.path == previous or r.path.startswith(previous + ".")]
+            insert_at = inside[-1] + 1 if inside else insert_at
+        result[insert_at:insert_at] = [
+            LayerRow(path=name, type=type(m).__name__, depth=name.count(".") + 1,
+                     is_leaf=next(iter(m.children()), None) is None,
+                     params=sum(p.numel() for p in m.parameters()), executed=False, attributes=_attributes(m))
+            for name, m in module.named_modules(prefix=path)
+        ]
+        previous = path
+    return result
+
+
+def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "meta",
+            dtype: torch.dtype = torch.float32) -> Analysis:
+    """Trace one forward pass of ``model`` (already on ``device``) on a zero-batch-cost input."""
+    start = time.perf_counter()
+    model.eval()
+    rows: list[LayerRow] = []
+    tracer = _Tracer()
+    x = torch.empty(input_shape, device=device, dtype=dtype)
+    seen = {_storage_key(x)}
+    element_size = x.element_size()
+    activation = {"elements": x.numel()}
+    keep_alive: list[torch.Tensor] = []  # storages stay alive, so their keys stay unique
+
+    def on_leaf_output(output, stack: list[LayerRow]) -> None:
+        for t in _tensors(output):
+            key = _storage_key(t)
+            if key in seen:
+                continue
+            seen.add(key)
+            keep_alive.append(t)
+            n = t.numel()
+            activation["elements"] += n
+            for row in stack:
+                row.activation_elements += n
+
+    try:
+        with no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
+            model(x)
+    except (RuntimeError, ValueError, IndexError, AssertionError) as exc:
+        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: {exc}") from exc
+
+    layers = _with_unexecuted(model, rows, tracer.used_storages)
+    params = list({id(p): p for p in model.parameters()}.values())
+    totals = Totals(
+        params=sum(p.numel() for p in params),
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        macs=tracer.total_macs,
+        activation_elements=activation["elements"],
+        activation_bytes=activation["elements"] * element_size,
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+    )
+    return Analysis(
+        input_shape=list(input_shape), totals=totals, layers=layers, dtype=str(dtype).removeprefix("torch."),
+        trace_ms=(time.perf_counter() - start) * 1000,
+    )
+
+
+def input_shape_for(entry, resolution: int | None = None) -> tuple[int, int, int, int]:
+    channels, height, width = entry.input_size
+    if resolution is not None:
+        height = width = resolution
+    return (1, channels, height, width)
+
+
+def validate_resolution(resolution: int) -> None:
+    if not 1 <= resolution <= MAX_RESOLUTION:
+        raise AnalysisError(f"resolution must be between 1 and {MAX_RESOLUTION} pixels, got {resolution}")
+
+
+def analyse_entry(entry, resolution: int | None = None) -> Analysis:
+    """Build the catalog entry on meta as its weights define it and analyse it,
+    at its own input size or at ``resolution`` x ``resolution``."""
+    from models.build import build_on_meta
+
+    if resolution is not None:
+        validate_resolution(resolution)
+    try:
+        model = build_on_meta(entry, resolution)
+    except (ValueError, AssertionError, RuntimeError) as exc:
+        raise AnalysisError(f"{entry.id} cannot be built for resolution {resolution}: {exc}") from exc
+    return analyse(model, input_shape_for(entry, resolution))

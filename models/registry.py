@@ -1,0 +1,48 @@
+"""One registry of the zoo, in the manner of timm: ids map to catalog entries.
+
+Registration fails loudly on a duplicate id. The catalog module registers its
+entries when first imported; ``list_models`` and ``get_entry`` import it on
+demand, so callers never depend on import order.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from models.catalog import ModelEntry
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+class UnknownModelError(KeyError):
+    def __init__(self, model_id: str) -> None:
+        super().__init__(model_id)
+        self.model_id = model_id
+
+    def __str__(self) -> str:
+        return f"No model with id {self.model_id!r} in the zoo; GET /api/models lists them."
+
+
+def register_model(entry: ModelEntry) -> ModelEntry:
+    if entry.id in _REGISTRY:
+        raise ValueError(f"Duplicate model id {entry.id!r}")
+    _REGISTRY[entry.id] = entry
+    return entry
+
+
+def _loaded() -> dict[str, ModelEntry]:
+    importlib.import_module("models.catalog")
+    return _REGISTRY
+
+
+def list_models() -> list[ModelEntry]:
+    return list(_loaded().values())
+
+
+def get_entry(model_id: str) -> ModelEntry:
+    try:
+        return _loaded()[model_id]
+    except KeyError:
+        raise UnknownModelError(model_id) from None
