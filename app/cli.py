@@ -1,4 +1,5 @@
-"""The ``convzoo`` command: serve the app, print a model's per-layer summary."""
+"""The ``convzoo`` command: serve the app, print a model's per-layer summary,
+fetch weights."""
 
 from __future__ import annotations
 
@@ -33,6 +34,19 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights_fetch(args: argparse.Namespace) -> int:
+    from app.deps import lookup_entry
+    from models.weights import WeightsError, fetch_weights
+
+    try:
+        path = fetch_weights(lookup_entry(args.model), progress=True, timeout_s=args.timeout)
+    except WeightsError as exc:
+        print(f"convzoo: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.model}: weights in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convzoo", description="Explore convolutional network architectures.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--resolution", type=int, default=None, help="square input side in pixels")
     summary.add_argument("--format", choices=("table", "json", "csv"), default="table")
     summary.set_defaults(run=_summary)
+
+    weights = sub.add_parser("weights", help="manage trained weights (torch's hub cache)")
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True)
+    fetch = weights_sub.add_parser("fetch", help="download a torchvision model's weights into torch's cache")
+    fetch.add_argument("model", help="a torchvision model id, e.g. resnet50")
+    fetch.add_argument("--timeout", type=float, default=30.0, help="seconds to wait on the network")
+    fetch.set_defaults(run=_weights_fetch)
     return parser
 
 

@@ -15,8 +15,10 @@ from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.routes import zoo
+from app.routes import predict, zoo
 from app.services.analysis_cache import AnalysisCache
+from app.services.inference import InferenceWorker
+from app.services.predict import preload_entries
 from app.templating import install_filters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         if settings.warm_cache:
             app.state.analysis_cache.start_warmup()
+        app.state.inference.start(preload=preload_entries(settings))
         yield
+        app.state.inference.stop()
         app.state.analysis_cache.stop()
 
     app = FastAPI(title="ConvZoo", version="0.1.0", lifespan=lifespan,
@@ -61,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.logger = logger
     app.state.device = resolve_device(settings.device)
     app.state.analysis_cache = AnalysisCache(settings.cache_dir)
+    app.state.inference = InferenceWorker(
+        app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
+        max_queue=settings.max_queue, loaded_models=settings.loaded_models)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates.env)
     app.state.templates = templates
@@ -69,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     app.include_router(zoo.router)
+    app.include_router(predict.router)
     return app
 
 

@@ -1,0 +1,59 @@
+"""Predictions: POST /api/predict (shared/API.md), the /predict page and its
+JSON twin, the example photos, and the inference worker's counters."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from app.deps import lookup_entry
+from app.schemas_predict import PredictPage, PredictResponse, WorkerStatus
+from app.services.figures_predict import probability_figure
+from app.services.predict import example_file, parse_topk, predict, predict_page_data, worker_status
+from app.services.uploads import read_upload
+
+router = APIRouter()
+
+_FORM_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, GIF, WebP, BMP, TIFF)"},
+        "model": {"type": "string", "description": "A model id; default: the embedded default model"},
+        "topk": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5},
+    }}}}}}
+
+
+@router.post("/api/predict", response_model=PredictResponse, openapi_extra=_FORM_SCHEMA)
+async def api_predict(request: Request) -> PredictResponse:
+    """The top-k classes of an uploaded image. Async: the body streams in
+    bounded, and all model work happens in the thread pool and the worker."""
+    started = time.perf_counter()
+    settings = request.app.state.settings
+    upload = await read_upload(request, settings.max_upload_bytes)
+    topk = parse_topk(upload.fields.get("topk"))
+    entry = lookup_entry(upload.fields.get("model") or settings.default_model)
+    return await predict(request.app.state.inference, settings, entry, upload.file, topk, started)
+
+
+@router.get("/api/predict/models", response_model=PredictPage)
+def api_predict_models(request: Request) -> PredictPage:
+    return predict_page_data(request.app.state.settings, str(request.app.state.device))
+
+
+@router.get("/api/predict/worker", response_model=WorkerStatus)
+def api_predict_worker(request: Request) -> WorkerStatus:
+    return worker_status(request.app.state.inference)
+
+
+@router.get("/api/predict/examples/{name}")
+def api_predict_example(name: str) -> FileResponse:
+    return FileResponse(example_file(name), headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/predict", response_class=HTMLResponse)
+def predict_page(request: Request):
+    data = predict_page_data(request.app.state.settings, str(request.app.state.device))
+    return request.app.state.templates.TemplateResponse(
+        request, "predict.html", {"data": data, "figure": probability_figure()})

@@ -1,0 +1,82 @@
+"""The JSON shapes of prediction (shared/API.md's Predict section) and of the
+/predict page's data."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class PredictionItem(BaseModel):
+    rank: int
+    index: int  # the class index in the model's label list
+    label: str
+    probability: float  # softmax output in [0, 1]
+
+
+class Timing(BaseModel):
+    preprocess: float  # ms: decode + the model's own transforms
+    inference: float  # ms: the forward pass of the batch this image ran in
+    total: float  # ms: from the request's arrival to the answer
+
+
+class PredictResponse(BaseModel):
+    model: str
+    device: str
+    predictions: list[PredictionItem]
+    timing_ms: Timing
+    # Extensions beyond API.md.
+    batch_size: int = Field(description="How many images shared this forward pass")
+    input_size: list[int] = Field(description="[C, H, W] the model was fed")
+
+
+class PreprocessingInfo(BaseModel):
+    resize: int
+    crop: int
+    interpolation: str
+    mean: list[float]
+    std: list[float]
+
+
+class PredictModel(BaseModel):
+    id: str
+    name: str
+    family: str
+    year: int
+    top1: float | None
+    weights: Literal["available", "downloadable", "none"]
+    available: bool
+    reason: str
+    preprocessing: PreprocessingInfo | None  # None where the model has no published weights
+
+
+class Example(BaseModel):
+    name: str
+    title: str
+    source: str  # the installed package and file it comes from
+    url: str
+
+
+class PredictPage(BaseModel):
+    default_model: str
+    device: str
+    max_upload_bytes: int
+    max_image_pixels: int
+    default_topk: int
+    max_topk: int
+    models: list[PredictModel]
+    examples: list[Example]
+
+
+class WorkerStatus(BaseModel):
+    running: bool
+    device: str
+    queued: int
+    max_queue: int
+    max_batch_size: int
+    max_batch_wait_ms: float
+    batches: int
+    images: int
+    batch_sizes: dict[int, int]  # batch size -> how many batches of that size ran
+    loaded_models: list[str]  # the LRU, least recently used first

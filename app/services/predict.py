@@ -1,0 +1,124 @@
+"""Prediction: the request pipeline after the upload is read, the /predict
+page's data, and the example photos (fixed names mapped to files shipped in
+installed packages; nothing a client sends becomes a path)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from app.config import Settings
+from app.errors import InvalidParameter, NotFound, WeightsUnavailable
+from app.schemas_predict import (Example, PredictionItem, PredictModel, PredictPage, PredictResponse,
+                                 PreprocessingInfo, Timing, WorkerStatus)
+from app.services.images import decode_image
+from app.services.inference import InferenceWorker
+from models.catalog import ModelEntry
+from models.preprocess import preprocessing_for
+from models.registry import get_entry, list_models
+from models.weights import WeightsError, weights_status
+
+DEFAULT_TOPK = 5
+MAX_TOPK = 10
+
+# name -> (package, file inside the package, title)
+EXAMPLES: dict[str, tuple[str, str, str]] = {
+    "chelsea": ("skimage", "data/chelsea.png", "Chelsea the cat"),
+    "coffee": ("skimage", "data/coffee.png", "A cup of coffee"),
+    "rocket": ("skimage", "data/rocket.jpg", "A rocket on its launch pad"),
+    "motorcycle": ("skimage", "data/motorcycle_left.png", "A motorbike"),
+    "astronaut": ("skimage", "data/astronaut.png", "Astronaut Eileen Collins"),
+    "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "Grace Hopper"),
+}
+
+
+def example_path(name: str) -> Path | None:
+    """The installed file behind an example name; None when its package is
+    not installed (scikit-image and matplotlib are optional)."""
+    package, relative, _ = EXAMPLES[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / relative
+    return path if path.is_file() else None
+
+
+def example_file(name: str) -> Path:
+    path = example_path(name) if name in EXAMPLES else None
+    if path is None:
+        raise NotFound(f"No example image named {name!r}; GET /api/predict/models lists them.")
+    return path
+
+
+def parse_topk(text: str | None) -> int:
+    if text in (None, ""):
+        return DEFAULT_TOPK
+    if not text.isdigit() or not 1 <= int(text) <= MAX_TOPK:
+        raise InvalidParameter(f"topk must be a whole number from 1 to {MAX_TOPK}; got {text[:20]!r}.")
+    return int(text)
+
+
+async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry, data: bytes, topk: int,
+                  started: float) -> PredictResponse:
+    status = weights_status(entry)
+    if not status.available:
+        raise WeightsUnavailable(f"{entry.name} cannot predict here: {status.reason}")
+    preprocessing = preprocessing_for(entry)
+
+    def prepare():
+        return preprocessing(decode_image(data, settings.max_image_pixels))
+
+    try:
+        result, preprocess_ms = await worker.predict(entry, prepare, topk)
+    except WeightsError as exc:  # the file went away or would not load
+        raise WeightsUnavailable(f"{entry.name} cannot predict here: {exc}") from None
+    return PredictResponse(
+        model=entry.id, device=str(worker.device),
+        predictions=[PredictionItem(rank=rank, index=index, label=label, probability=probability)
+                     for rank, (index, label, probability)
+                     in enumerate(zip(result.indices, result.labels, result.probabilities), start=1)],
+        timing_ms=Timing(preprocess=preprocess_ms, inference=result.inference_ms,
+                         total=(time.perf_counter() - started) * 1000),
+        batch_size=result.batch_size, input_size=[3, preprocessing.crop, preprocessing.crop],
+    )
+
+
+def preload_entries(settings: Settings) -> list[ModelEntry]:
+    """The default model, for the worker to load at start-up so the first
+    prediction does not pay for it (when its weights are here)."""
+    entry = get_entry(settings.default_model)
+    return [entry] if weights_status(entry).available else []
+
+
+def _predict_model(entry: ModelEntry) -> PredictModel:
+    status = weights_status(entry)
+    has_weights = entry.tv_weights is not None or entry.timm_name is not None
+    return PredictModel(
+        id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, top1=entry.top1,
+        weights=status.status, available=status.available, reason=status.reason,
+        preprocessing=PreprocessingInfo(**asdict(preprocessing_for(entry))) if has_weights else None,
+    )
+
+
+def predict_page_data(settings: Settings, device: str) -> PredictPage:
+    """Which models can predict here (available first) and why the others
+    can't, the example photos, and the limits a client must respect."""
+    models = sorted((_predict_model(entry) for entry in list_models()), key=lambda m: not m.available)
+    examples = [Example(name=name, title=title, source=f"{package}: {relative}",
+                        url=f"/api/predict/examples/{name}")
+                for name, (package, relative, title) in EXAMPLES.items() if example_path(name) is not None]
+    return PredictPage(default_model=settings.default_model, device=device,
+                       max_upload_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_image_pixels,
+                       default_topk=DEFAULT_TOPK, max_topk=MAX_TOPK, models=models, examples=examples)
+
+
+def worker_status(worker: InferenceWorker) -> WorkerStatus:
+    sizes = dict(sorted(worker.batch_sizes.items()))
+    return WorkerStatus(
+        running=worker.running, device=str(worker.device), queued=worker.queued, max_queue=worker.max_queue,
+        max_batch_size=worker.max_batch_size, max_batch_wait_ms=worker.max_batch_wait_s * 1000,
+        batches=sum(sizes.values()), images=sum(size * count for size, count in sizes.items()),
+        batch_sizes=sizes, loaded_models=worker.models.ids,
+    )

@@ -1,0 +1,96 @@
+// The /predict page: pick or drop an image (or an example), POST it to
+// /api/predict, draw the answer into the figure built in Python.
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("predict-data").textContent);
+  const figure = JSON.parse(document.getElementById("predict-figure").textContent);
+  const names = Object.fromEntries(data.models.map((m) => [m.id, m.name]));
+  const $ = (id) => document.getElementById(id);
+  let current = null;  // the Blob being shown
+
+  function draw(target, body) {
+    const fig = JSON.parse(JSON.stringify(figure));
+    const trace = fig.data[0];
+    trace.y = body.predictions.map((p) => p.label);
+    trace.x = body.predictions.map((p) => p.probability);
+    trace.text = body.predictions.map((p) => (100 * p.probability).toFixed(1) + "%");
+    fig.layout.title.text = names[body.model] || body.model;
+    Plotly.react(target, fig.data, fig.layout, fig.config);
+    target.dataset.model = body.model;
+    target.dataset.top1 = body.predictions[0].label;
+  }
+
+  async function predict(model) {
+    const form = new FormData();
+    form.append("file", current, "upload");
+    form.append("model", model);
+    form.append("topk", String(data.default_topk));
+    const response = await fetch("/api/predict", {method: "POST", body: form});
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
+    return body;
+  }
+
+  async function runMain() {
+    if (!current) return;
+    const model = $("model-select").value;
+    $("status").textContent = "Predicting with " + names[model] + "…";
+    $("status").classList.remove("error");
+    try {
+      const body = await predict(model);
+      draw($("chart-main"), body);
+      const t = body.timing_ms;
+      $("status").textContent = "Top-" + body.predictions.length + " of " + names[model] + ":";
+      $("timing").textContent = "preprocess " + t.preprocess.toFixed(1) + " ms, inference " +
+        t.inference.toFixed(1) + " ms (batch of " + body.batch_size + ") on " + body.device +
+        ", total " + t.total.toFixed(1) + " ms";
+    } catch (err) {
+      $("status").textContent = err.message;
+      $("status").classList.add("error");
+    }
+  }
+
+  async function runCompare() {
+    if (!current) return;
+    const grid = $("compare-grid");
+    grid.replaceChildren();
+    const models = [...document.querySelectorAll("#compare-pick input:checked")].map((el) => el.value);
+    await Promise.all(models.map(async (model) => {
+      const cell = document.createElement("div");
+      cell.className = "chart compare-cell";
+      grid.appendChild(cell);
+      try {
+        draw(cell, await predict(model));
+      } catch (err) {
+        cell.textContent = names[model] + ": " + err.message;
+        cell.classList.add("error");
+      }
+    }));
+  }
+
+  function show(blob) {
+    current = blob;
+    const preview = $("preview");
+    if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
+    preview.src = URL.createObjectURL(blob);
+    preview.hidden = false;
+    $("compare-run").disabled = false;
+    runMain();
+  }
+
+  $("file-input").addEventListener("change", (e) => e.target.files[0] && show(e.target.files[0]));
+  $("model-select").addEventListener("change", runMain);
+  $("compare-run").addEventListener("click", runCompare);
+  const zone = $("dropzone");
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer.files[0]) show(e.dataTransfer.files[0]);
+  });
+  document.querySelectorAll(".example").forEach((button) => button.addEventListener("click", async () => {
+    const response = await fetch(button.dataset.url);
+    show(await response.blob());
+  }));
+})();
