@@ -115,3 +115,18 @@ def page(browser, live_server) -> Iterator[PageWatch]:
     watch = PageWatch(context.new_page(), live_server)
     yield watch
     context.close()
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, Path]:
+    """Real photos shipped in installed packages (scikit-image, matplotlib)."""
+    import matplotlib.cbook
+    import skimage
+
+    data = Path(skimage.__file__).parent / "data"
+    found = {name: data / f"{name}.{ext}" for name, ext in (
+        ("chelsea", "png"), ("coffee", "png"), ("astronaut", "png"), ("rocket", "jpg"), ("camera", "png"))}
+    found["motorcycle"] = data / "motorcycle_left.png"
+    found["animated_gif"] = data / "no_time_for_that_tiny.gif"
+    found["grace_hopper"] = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return found

@@ -28,10 +28,11 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
             image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError:
-        raise TooLarge(f"The image has more than {max_pixels:,} pixels; send a smaller one.") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own ceiling, when above ours
+        raise TooLarge(f"{exc} The limit here is {max_pixels:,} pixels.") from None
     except UnidentifiedImageError:
-        raise UnsupportedImage(f"Not an image this server can read; send one of {', '.join(FORMATS)}.") from None
+        raise UnsupportedImage(f"Not an image this server can read, or its header is corrupt; "
+                               f"send one of {', '.join(FORMATS)}.") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage(f"The image header is corrupt ({exc}).") from None
     width, height = image.size
