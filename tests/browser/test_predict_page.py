@@ -1,0 +1,59 @@
+"""The /predict page in Chromium: upload a real photo and see the top-5 chart,
+click an example, compare models side by side; no console errors and no
+request leaves the server."""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+
+from models.registry import get_entry
+from models.weights import torchvision_checkpoint_path
+
+
+def test_upload_example_and_side_by_side(page, live_server, photos, tmp_path, monkeypatch):
+    # A second model with weights: squeezenet1_1 with random ones in a temporary torch cache.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    checkpoint = torchvision_checkpoint_path(get_entry("squeezenet1_1"))
+    checkpoint.parent.mkdir(parents=True)
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), checkpoint)
+    p = page.page
+    p.goto(f"{live_server}/predict")
+    assert p.locator("#model-select option:checked").inner_text().strip() == "EfficientNet-Lite0"
+    assert p.locator("#model-select option[value=vgg16]").is_disabled()
+    assert "convzoo weights fetch vgg16" in p.locator(".unavailable tr[data-model=vgg16]").text_content()
+
+    p.set_input_files("#file-input", str(photos["chelsea"]))
+    chart = p.locator("#chart-main[data-top1]")
+    chart.wait_for()
+    assert chart.get_attribute("data-top1") in {"tabby", "tiger cat", "Egyptian cat"}
+    assert p.locator("#chart-main .bars .point").count() == 5
+    assert "probability" in p.locator("#chart-main .xtitle").text_content()
+    assert p.locator("#preview").get_attribute("src").startswith("blob:")
+    assert "ms" in p.locator("#timing").inner_text()
+    page.screenshot("predict-upload")
+
+    p.click(".example[data-example=coffee]")
+    p.locator("#chart-main[data-top1=espresso]").wait_for()
+
+    p.check("#compare-pick input[value=squeezenet1_1]")
+    p.click("#compare-run")
+    p.locator("#compare-grid .compare-cell[data-model=squeezenet1_1]").wait_for()
+    lite0 = p.locator("#compare-grid .compare-cell[data-model=efficientnet_lite0]")
+    lite0.wait_for()
+    assert lite0.get_attribute("data-top1") == "espresso"
+    assert p.locator("#compare-grid .compare-cell .bars .point").count() == 10
+    page.screenshot("predict-compare")
+    page.assert_clean()
+
+
+def test_a_bad_file_shows_the_servers_message(page, live_server, tmp_path):
+    p = page.page
+    p.goto(f"{live_server}/predict")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    p.set_input_files("#file-input", str(bad))
+    p.locator("#status.error").wait_for()
+    assert "Not an image" in p.locator("#status").inner_text()
+    # Chromium logs the 415 itself as a console error; nothing else may appear.
+    assert all("status of 415" in e for e in page.console_errors) and page.foreign_requests == []
