@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     max_batch_wait_ms: float = 10.0
     max_queue: int = 64
     loaded_models: int = 4  # LRU of models with weights in memory
+    torch_threads: int = 0  # intra-op threads for inference; 0: torch's default (one per core)
 
     # Speed benchmarks
     speed_time_budget_s: float = 20.0

@@ -70,7 +70,9 @@ class ModelCache:
             if entry.id in self._models:
                 self._models.move_to_end(entry.id)
                 return self._models[entry.id]
-        loaded = LoadedModel(load_pretrained(entry, self.device), categories(entry))
+        # channels_last: oneDNN's depthwise and 1x1 convolutions run 1.5-2x faster in it on CPU
+        module = load_pretrained(entry, self.device).to(memory_format=torch.channels_last)
+        loaded = LoadedModel(module, categories(entry))
         with self._lock:
             self._models[entry.id] = loaded
             while len(self._models) > self.capacity:
@@ -186,7 +188,8 @@ class InferenceWorker:
         allocations and kernel selection, and no request should."""
         crop = preprocessing_for(entry).crop
         with torch.inference_mode():
-            self.models.get(entry).module(torch.zeros(1, 3, crop, crop, device=self.device))
+            self.models.get(entry).module(
+                torch.zeros(1, 3, crop, crop, device=self.device).contiguous(memory_format=torch.channels_last))
 
     def _gather(self, first: Job) -> tuple[list[Job], bool]:
         """The first job plus what is queued, waiting briefly only while more
@@ -217,7 +220,8 @@ class InferenceWorker:
             loaded = self.models.get(jobs[0].entry)
             started = time.perf_counter()
             with torch.inference_mode():
-                inputs = torch.stack([job.tensor for job in jobs]).to(self.device, non_blocking=True)
+                inputs = torch.stack([job.tensor for job in jobs]).to(
+                    self.device, memory_format=torch.channels_last, non_blocking=True)
                 probabilities = loaded.module(inputs).float().softmax(dim=-1)
                 top = probabilities.topk(max(job.topk for job in jobs), dim=-1)
                 values, indices = top.values.cpu(), top.indices.cpu()  # waits for the device
