@@ -169,11 +169,13 @@ def fetch_weights(entry: ModelEntry, progress: bool = True, timeout_s: float = 3
     socket.setdefaulttimeout(timeout_s)  # urllib inside torch.hub takes no timeout of its own
     try:
         torch.hub.download_url_to_file(url, str(target), match.group(1) if match else None, progress=progress)
-    except (OSError, RuntimeError) as exc:  # URLError, timeouts and hash mismatches
+    except OSError as exc:  # URLError, refused connections, timeouts
         raise WeightsError(
-            f"Could not download {url} ({getattr(exc, 'reason', exc)}). This machine seems to have no route "
-            f"to it; copy the file to {target} from a machine that has one."
+            f"Could not download {url} ({getattr(exc, 'reason', exc)}): this machine seems to have no route "
+            f"to it. Copy the file to {target} from a machine that has one."
         ) from None
+    except RuntimeError as exc:  # torch.hub's SHA-256 check
+        raise WeightsError(f"The download of {url} failed its integrity check ({exc}); try again.") from None
     finally:
         socket.setdefaulttimeout(previous)
     return target

@@ -13,6 +13,7 @@ the worker thread touches.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
@@ -31,6 +32,7 @@ from models.preprocess import preprocessing_for
 from models.weights import categories, load_pretrained
 
 _STOP = object()
+logger = logging.getLogger("convzoo.inference")
 
 
 @dataclass
@@ -115,7 +117,7 @@ class InferenceWorker:
 
     def stop(self) -> None:
         with self._lock:
-            self._users -= 1
+            self._users = max(0, self._users - 1)
             if self._users > 0 or self._thread is None:
                 return
             thread, self._thread = self._thread, None
@@ -172,7 +174,10 @@ class InferenceWorker:
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         for entry in preload:
-            self._warm_up(entry)
+            try:
+                self._warm_up(entry)
+            except Exception:  # its requests will get the error; the worker must live on
+                logger.exception("Could not preload %s", entry.id)
         while True:
             first = self._queue.get()
             if first is _STOP:
