@@ -12,6 +12,8 @@ from app.errors import ApiError
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging
+
     # Before torch loads OpenMP: idle threads sleep instead of spinning. On a
     # machine shared with other work, spinning threads take the cores that a
     # preempted peer needs to reach the barrier (measured here: a 2-thread
@@ -19,6 +21,8 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import uvicorn
 
+    # Our loggers (warm-up progress, worker) print beside uvicorn's.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     uvicorn.run("app.main:app", host=args.host, port=args.port, log_level="info")
     return 0
 

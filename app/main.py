@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.routes import predict, zoo
+from app.schemas import ERROR_RESPONSES
 from app.services.analysis_cache import AnalysisCache
 from app.services.inference import InferenceWorker
 from app.services.predict import preload_entries
@@ -75,8 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_plotly_js()
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
-    app.include_router(zoo.router)
-    app.include_router(predict.router)
+    app.include_router(zoo.router, responses=ERROR_RESPONSES)
+    app.include_router(predict.router, responses=ERROR_RESPONSES)
     return app
 
 
