@@ -17,7 +17,7 @@ from app.services.uploads import read_upload
 router = APIRouter()
 
 _FORM_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"],
+    "type": "object", "required": ["file"], "additionalProperties": False,
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "The image (JPEG, PNG, GIF, WebP, BMP, TIFF)"},
         "model": {"type": "string", "description": "A model id; default: the embedded default model"},
@@ -31,7 +31,7 @@ async def api_predict(request: Request) -> PredictResponse:
     bounded, and all model work happens in the thread pool and the worker."""
     started = time.perf_counter()
     settings = request.app.state.settings
-    upload = await read_upload(request, settings.max_upload_bytes)
+    upload = await read_upload(request, settings.max_upload_bytes, "file", ("model", "topk"))
     topk = parse_topk(upload.fields.get("topk"))
     entry = lookup_entry(upload.fields.get("model") or settings.default_model)
     return await predict(request.app.state.inference, settings, entry, upload.file, topk, started)

@@ -31,8 +31,9 @@ class Upload:
 class _Collector:
     """python-multipart callbacks that gather one file part and short text fields."""
 
-    def __init__(self, file_field: str, max_file_bytes: int) -> None:
+    def __init__(self, file_field: str, text_fields: tuple[str, ...], max_file_bytes: int) -> None:
         self.file_field = file_field
+        self.text_fields = text_fields
         self.max_file_bytes = max_file_bytes
         self.upload = Upload()
         self.parts = 0
@@ -66,6 +67,9 @@ class _Collector:
         _, options = parse_options_header(self._disposition)
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         self._is_file = self._name == self.file_field
+        if not self._is_file and self._name not in self.text_fields:
+            expected = ", ".join(repr(name) for name in (self.file_field, *self.text_fields))
+            raise InvalidParameter(f"Unknown form field {self._name[:40]!r}; this form takes {expected}.")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         self._data += data[start:end]
@@ -77,7 +81,7 @@ class _Collector:
     def on_part_end(self) -> None:
         if self._is_file:
             self.upload.file = bytes(self._data)
-        elif self._name:
+        else:
             self.upload.fields[self._name] = self._data.decode("utf-8", "replace").strip()
 
     def callbacks(self) -> dict:
@@ -86,7 +90,8 @@ class _Collector:
             "on_headers_finished", "on_part_data", "on_part_end")}
 
 
-async def read_upload(request: Request, max_file_bytes: int, file_field: str = "file") -> Upload:
+async def read_upload(request: Request, max_file_bytes: int, file_field: str = "file",
+                      text_fields: tuple[str, ...] = ()) -> Upload:
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidParameter(f"Send the image as multipart/form-data in a field named {file_field!r}.")
@@ -94,7 +99,7 @@ async def read_upload(request: Request, max_file_bytes: int, file_field: str = "
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_body:
         raise TooLarge(f"The upload is {int(declared):,} bytes; the limit is {max_file_bytes:,} bytes.")
-    collector = _Collector(file_field, max_file_bytes)
+    collector = _Collector(file_field, text_fields, max_file_bytes)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())
     received = 0
     try:

@@ -130,6 +130,7 @@ def test_malformed_requests(client, photos):
                  422, "invalid_parameter")
     assert_error(client.post("/api/predict", files={"image": ("x.png", photos["coffee"].read_bytes())}),
                  422, "invalid_parameter")
+    assert_error(predict(client, photos["coffee"], colour="blue"), 422, "invalid_parameter")
 
 
 @pytest.fixture(scope="module")
