@@ -32,3 +32,4 @@ test: install chromium
 
 bench: install
 	$(BIN)/python bench/analysis.py
+	$(BIN)/python bench/predict.py
