@@ -204,31 +204,32 @@ def main() -> int:
         "throughput_img_s": {n: med(lambda r, n=n: r["clients"][n]["img_s"]) for n in (1, 4, 8)},
         "latency_p50_ms_under_load": {n: med(lambda r, n=n: r["clients"][n]["p50_ms"]) for n in (1, 4, 8)},
     }
-    summary["http_over_in_process_p50"] = summary["http_p50_ms"] / summary["in_process_p50_ms"]
-    summary["speedup_8_vs_1_clients"] = summary["throughput_img_s"][8] / summary["throughput_img_s"][1]
+    # Ratios are taken within each round (same background load), then the median.
+    summary["http_over_in_process_p50"] = med(lambda r: r["latency"]["http_p50_ms"] / r["latency"]["in_process_p50_ms"])
+    summary["speedup_8_vs_1_clients"] = med(lambda r: r["clients"][8]["img_s"] / r["clients"][1]["img_s"])
     summary["goals_met"] = {"http_p50_within_1.15x": summary["http_over_in_process_p50"] <= 1.15,
                             "8_clients_at_least_2.5x": summary["speedup_8_vs_1_clients"] >= 2.5}
 
     print(f"\nEfficientNet-Lite0 on {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; medians of {args.repeats} rounds")
-    print(f"{'measure':44s} {'value':>10s}")
+    print(f"{'measure':52s} {'value':>10s}")
     rows = [
         ("in-process decode+preprocess+forward p50 (ms)", summary["in_process_p50_ms"]),
         ("in-process p95 (ms)", summary["in_process_p95_ms"]),
         ("HTTP /api/predict p50 (ms)", summary["http_p50_ms"]),
         ("HTTP p95 (ms)", summary["http_p95_ms"]),
-        ("HTTP p50 / in-process p50 (goal <= 1.15)", summary["http_over_in_process_p50"]),
-        ("median of paired HTTP / in-process ratios", summary["paired_ratio_p50"]),
+        ("HTTP p50 / in-process p50, per round (goal <= 1.15)", summary["http_over_in_process_p50"]),
+        ("median of per-request HTTP / in-process ratios", summary["paired_ratio_p50"]),
         ("raw forward, batch 1 (img/s)", summary["forward_batch1_img_s"]),
         ("raw forward, batch 8 (img/s)", summary["forward_batch8_img_s"]),
         *[(f"HTTP throughput, {n} client{'s' if n > 1 else ''} (img/s)", summary["throughput_img_s"][n])
           for n in (1, 4, 8)],
         *[(f"HTTP p50 latency, {n} client{'s' if n > 1 else ''} (ms)", summary["latency_p50_ms_under_load"][n])
           for n in (1, 4, 8)],
-        ("8 clients / 1 client throughput (goal >= 2.5)", summary["speedup_8_vs_1_clients"]),
+        ("8 / 1 client throughput, per round (goal >= 2.5)", summary["speedup_8_vs_1_clients"]),
     ]
     for name, value in rows:
-        print(f"{name:44s} {value:10.2f}")
+        print(f"{name:52s} {value:10.2f}")
     print("batch sizes formed (last round):",
           {n: c["batch_sizes"] for n, c in rounds[-1]["clients"].items()})
 

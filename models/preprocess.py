@@ -10,8 +10,9 @@ EfficientNet-Lite0's packaged weights: timm's ``tf_efficientnet_lite0``
 config (bicubic, crop_pct 0.875 -> resize 256, crop 224, mean = std = 0.5,
 i.e. TF's (x - 127) / 128) was checked against the alternatives on the real
 photos in skimage/data (chelsea, coffee, rocket, astronaut, motorcycle_left)
-and matplotlib's grace_hopper.jpg (tests/unit/test_preprocess.py keeps the
-decisive check):
+and matplotlib's grace_hopper.jpg, scoring the mean log-probability of the
+right class set on the five with an obvious label (tests/unit/test_weights.py
+keeps the decisive check):
 - normalisation: the stem's BatchNorm remembers the statistics its input had
   in training. With mean = std = 0.5 the conv_stem outputs on these photos sit
   0.26 running-std from the BN's running mean and their variance within
@@ -21,7 +22,8 @@ decisive check):
 - padding: the same weights in timm's symmetric-padding ``efficientnet_lite0``
   score -0.77 against -0.54 for TF "SAME" padding: the weights are a TF port.
 - interpolation: bicubic -0.54 vs bilinear -0.55, and bicubic matches the
-  stem's variance better (0.28 vs 0.35); both put the right class top-1 on 5/6.
+  stem's variance better (0.28 vs 0.35); both put a right class top-1 on 4 of
+  the 5 (for Grace Hopper, "academic gown" wins; "military uniform" is top-5).
 - crop: crop_pct 1.0 scored higher on these tightly framed photos (-0.33),
   but 0.875 is the protocol of the published accuracy (TF's eval crops with 32
   pixels of padding: 224 / 256), so it stays.

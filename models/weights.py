@@ -120,7 +120,8 @@ def efficientnet_pytorch_to_timm(state_dict: dict[str, torch.Tensor], model: nn.
 
 # torchvision's DenseNet checkpoints predate the ban on '.' in module names
 # (denselayer1.norm.1.weight); torchvision.models.densenet renames them on load.
-_DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
 def _torchvision_state_dict(entry: ModelEntry) -> dict[str, torch.Tensor]:

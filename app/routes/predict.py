@@ -47,7 +47,8 @@ def api_predict_worker(request: Request) -> WorkerStatus:
     return worker_status(request.app.state.inference)
 
 
-@router.get("/api/predict/examples/{name}")
+@router.get("/api/predict/examples/{name}", response_class=FileResponse, responses={
+    200: {"description": "The example photo", "content": {"image/png": {}, "image/jpeg": {}}}})
 def api_predict_example(name: str) -> FileResponse:
     return FileResponse(example_file(name), headers={"Cache-Control": "public, max-age=86400"})
 

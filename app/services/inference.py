@@ -1,6 +1,6 @@
 """The inference worker: one thread does all model work, off the event loop.
 
-Requests are decoded and preprocessed in the thread pool, then queued here
+Requests are decoded and preprocessed in a small thread pool, then queued here
 (bounded: a full queue answers 503 busy at once instead of piling up). The
 worker takes the oldest job and whatever else is already queued, up to
 max_batch_size, and runs them as one batch per model. It waits up to
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
-from starlette.concurrency import run_in_threadpool
 from torch import nn
 
 from app.errors import Busy
@@ -97,6 +97,8 @@ class InferenceWorker:
         self.models = ModelCache(loaded_models, device)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_queue))
         self._incoming = 0  # admitted requests still preprocessing, not queued yet
+        # Decoding in more threads than cores is no faster and starves the forward pass.
+        self._preprocessors = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="convzoo-preprocess")
         self._thread: threading.Thread | None = None
         self._users = 0
         self._lock = threading.Lock()
@@ -126,15 +128,16 @@ class InferenceWorker:
 
     # -- the request side (event loop) ------------------------------------
 
-    async def predict(self, entry: ModelEntry, prepare: Callable[[], torch.Tensor], topk: int) -> tuple[Inference, float]:
-        """Preprocess in the thread pool (``prepare`` decodes and transforms),
+    async def predict(self, entry: ModelEntry, prepare: Callable[[], torch.Tensor],
+                      topk: int) -> tuple[Inference, float]:
+        """Preprocess in a pool of one thread per core (``prepare`` decodes and transforms),
         queue, and await the batch's result; also returns preprocessing ms.
         Refused with Busy at once when the queue is full."""
         self._refuse_if_full()
         self._count_incoming(+1)  # the worker may wait a little for this one
         try:
             started = time.perf_counter()
-            tensor = await run_in_threadpool(prepare)
+            tensor = await asyncio.wrap_future(self._preprocessors.submit(prepare))
             preprocess_ms = (time.perf_counter() - started) * 1000
             job = Job(entry, tensor, topk, Future())
             try:

@@ -122,3 +122,10 @@ def test_models_without_published_weights_say_why():
         fetch_weights(get_entry("lenet5"))
     with pytest.raises(WeightsError, match="Hugging Face"):
         load_pretrained(get_entry("inception_v4"), "cpu")
+
+
+def test_cli_weights_fetch_says_why_it_cannot(capsys):
+    from app.cli import main
+
+    assert main(["weights", "fetch", "lenet5"]) == 1
+    assert "no trained PyTorch weights" in capsys.readouterr().err
