@@ -27,6 +27,10 @@ class NotFound(ApiError):
     status, code = 404, "not_found"
 
 
+class NotMeasured(ApiError):
+    status, code = 404, "not_measured"
+
+
 class InvalidParameter(ApiError):
     status, code = 422, "invalid_parameter"
 

@@ -15,8 +15,9 @@ from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.routes import zoo
+from app.routes import speed, zoo
 from app.services.analysis_cache import AnalysisCache
+from app.services.speed_jobs import create_speed_jobs
 from app.templating import install_filters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.analysis_cache.start_warmup()
         yield
         app.state.analysis_cache.stop()
+        app.state.speed_jobs.stop()
 
     app = FastAPI(title="ConvZoo", version="0.1.0", lifespan=lifespan,
                   description="Explore convolutional network architectures: shapes, parameters, "
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.logger = logger
     app.state.device = resolve_device(settings.device)
     app.state.analysis_cache = AnalysisCache(settings.cache_dir)
+    app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates.env)
     app.state.templates = templates
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     app.include_router(zoo.router)
+    app.include_router(speed.router)
     return app
 
 
