@@ -146,7 +146,7 @@
   // The /speed page: charts, budget answer, per-model and measure-all buttons.
   function initPage(root) {
     const figures = JSON.parse(document.getElementById("speed-figures").textContent);
-    const rows = JSON.parse(document.getElementById("speed-rows").textContent);
+    const rows = JSON.parse(document.getElementById("speed-data").textContent).rows.filter((r) => r.latency_ms);
     for (const [name, fig] of Object.entries(figures)) {
       const el = document.getElementById(`speed-${name}`);
       if (el) Plotly.newPlot(el, fig.data, fig.layout, PLOT_CONFIG);
