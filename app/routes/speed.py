@@ -50,8 +50,12 @@ def api_model_speed(model_id: str, jobs: Jobs) -> ModelSpeed:
 
 @router.get("/api/models/{model_id}/speed/figure")
 def api_model_speed_figure(model_id: str, jobs: Jobs) -> dict:
-    """The Plotly figure of latency and throughput vs batch size (for the model page's speed section)."""
-    return model_speed_figure(model_speed_data(jobs.store, lookup_entry(model_id)))
+    """What the model page's speed section draws: latency and throughput vs batch
+    size, or ``figure: null`` before a measurement (a 200, so the page logs no error)."""
+    entry = lookup_entry(model_id)
+    if not jobs.store.results(entry.id):
+        return {"measured": False, "figure": None}
+    return {"measured": True, "figure": model_speed_figure(model_speed_data(jobs.store, entry))}
 
 
 @router.post("/api/models/{model_id}/speed", status_code=202, response_model=Job)

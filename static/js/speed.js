@@ -125,13 +125,13 @@
 
     async function draw() {
       const { status: code, data } = await call("GET", `/api/models/${modelId}/speed/figure`);
-      if (code === 200) {
-        status.textContent = "";
-        status.hidden = true;
-        Plotly.react(figure, data.data, data.layout, PLOT_CONFIG);
+      if (code !== 200) {
+        status.textContent = errorText(data);
+      } else if (!data.measured) {
+        status.textContent = "Not measured on this machine yet: press Measure.";
       } else {
-        status.textContent = code === 404 && data.error && data.error.code === "not_measured"
-          ? "Not measured on this machine yet: press Measure." : errorText(data);
+        status.hidden = true;
+        Plotly.react(figure, data.figure.data, data.figure.layout, PLOT_CONFIG);
       }
     }
 

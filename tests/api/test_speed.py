@@ -48,7 +48,7 @@ def test_unmeasured_model_is_404_not_measured(client):
     response = client.get("/api/models/mnasnet0_5/speed")
     assert response.status_code == 404 and error_code(response) == "not_measured"
     assert "POST /api/models/mnasnet0_5/speed" in response.json()["error"]["message"]
-    assert error_code(client.get("/api/models/mnasnet0_5/speed/figure")) == "not_measured"
+    assert client.get("/api/models/mnasnet0_5/speed/figure").json() == {"measured": False, "figure": None}
 
 
 def test_unknown_model_and_job_are_404(client):
@@ -75,7 +75,9 @@ def test_measure_returns_a_job_whose_result_is_cached(client, measured, settings
     assert json.loads(path.read_text())["results"]["64x64-float32"] == result
     fresh = TestClient(create_app(settings))
     assert fresh.get("/api/models/squeezenet1_1/speed").json() == body
-    figure = fresh.get("/api/models/squeezenet1_1/speed/figure").json()
+    drawn = fresh.get("/api/models/squeezenet1_1/speed/figure").json()
+    assert drawn["measured"]
+    figure = drawn["figure"]
     assert [t["x"] for t in figure["data"]] == [[1, 2], [1, 2]]
     assert figure["data"][1]["yaxis"] == "y2" and "images/s" in figure["layout"]["yaxis2"]["title"]["text"]
 
