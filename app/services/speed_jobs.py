@@ -42,9 +42,11 @@ class SpeedParams(BaseModel):
     channels_last: bool = False
     warmup: int = Field(2, ge=1, le=20, description="Untimed runs per batch size")
     repeats: int = Field(10, ge=1, le=100, description="Timed runs per batch size, at most")
+    time_budget_s: float | None = Field(None, gt=0, le=3600, description="Seconds per model, roughly; larger "
+                                        "batches that would overrun it are skipped. Default: the server's setting")
 
-    def config(self, time_budget_s: float) -> SpeedConfig:
-        base = SpeedConfig(time_budget_s=time_budget_s)
+    def config(self, default_time_budget_s: float) -> SpeedConfig:
+        base = SpeedConfig(time_budget_s=self.time_budget_s or default_time_budget_s)
         return replace(base, batch_sizes=tuple(base.batch_sizes if self.batch_sizes is None else self.batch_sizes), resolution=self.resolution,
                        dtype=self.dtype, channels_last=self.channels_last, warmup=self.warmup,
                        repeats=self.repeats, min_repeats=min(base.min_repeats, self.repeats))

@@ -34,6 +34,8 @@
     body.channels_last = form.querySelector("[name=channels_last]").checked;
     const repeats = form.querySelector("[name=repeats]").value;
     if (repeats) body.repeats = Number(repeats);
+    const budget = form.querySelector("[name=time_budget_s]").value;
+    if (budget) body.time_budget_s = Number(budget);
     return body;
   }
 

@@ -16,7 +16,8 @@ from app.main import create_app
 from app.services.speed import best_under, fit_latency, frontier
 from models.registry import list_models
 
-TINY = {"batch_sizes": [1, 2], "resolution": 64, "warmup": 1, "repeats": 2}
+# Tiny, with a time budget a busy shared machine cannot exhaust (it would skip batch 2).
+TINY = {"batch_sizes": [1, 2], "resolution": 64, "warmup": 1, "repeats": 2, "time_budget_s": 600}
 ENDED = ("done", "failed", "cancelled")
 
 
@@ -128,6 +129,7 @@ def test_measure_all_skips_what_is_measured(client, measured):
     ({"resolution": 4}, "resolution"),
     ({"resolution": 16}, "cannot take input"),  # too small for SqueezeNet's pooling
     ({"repeats": 0}, "repeats"),
+    ({"time_budget_s": 0}, "time_budget_s"),
     ({"colour": "blue"}, "colour"),
 ])
 def test_bad_parameters_are_422(client, body, fragment):

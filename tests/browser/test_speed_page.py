@@ -46,7 +46,8 @@ def test_measure_a_model_from_its_speed_section(page, live_server):
 def test_measure_from_the_speed_table_then_charts_and_budget(page, live_server, client):
     # One model measured through the API first, so the latency chart has two points and a fitted line.
     job = client.post("/api/models/mobilenet_v3_small/speed",
-                      json={"batch_sizes": [1, 2], "resolution": 64, "warmup": 1, "repeats": 2}).json()
+                      json={"batch_sizes": [1, 2], "resolution": 64, "warmup": 1, "repeats": 2,
+                            "time_budget_s": 600}).json()
     while client.get(f"/api/jobs/{job['id']}").json()["status"] not in ("done", "failed", "cancelled"):
         time.sleep(0.05)
     p = page.page
