@@ -98,7 +98,7 @@ def api_speed(jobs: Jobs, cache: Cache, budget_ms: BudgetMs = None, dtype: Dtype
     return speed_data(jobs.store, cache, budget_ms, dtype, channels_last)
 
 
-@router.get("/speed", response_class=HTMLResponse)
+@router.get("/speed", response_class=HTMLResponse, include_in_schema=False)
 def speed_page(request: Request, jobs: Jobs, cache: Cache, budget_ms: BudgetMs = None, dtype: Dtype = "float32",
                channels_last: bool = False, model: str | None = None):
     """The page; ``model`` opens one model's latency and throughput vs batch size."""

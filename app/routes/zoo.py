@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from app.deps import get_cache, lookup_entry
 from app.schemas import CatalogResponse, CompareResponse, Health, LayersResponse, ModelDetail, WarmupStatus
 from app.services.analysis_cache import AnalysisCache
-from app.services.zoo import catalog_data, compare_data, layers_data, model_data, parse_model_list
+from app.services.zoo import (MODEL_LIST_PATTERN, catalog_data, compare_data, layers_data, model_data,
+                              parse_model_list)
 from models.analysis import MAX_RESOLUTION
 
 router = APIRouter()
@@ -50,6 +51,10 @@ def api_layers(model_id: str, cache: Cache, resolution: Resolution = None) -> La
     return layers_data(cache, lookup_entry(model_id), resolution)
 
 
+ModelList = Annotated[str, Query(pattern=MODEL_LIST_PATTERN,
+                                 description="1 to 6 model ids, comma-separated, e.g. vgg16,googlenet")]
+
+
 @router.get("/api/compare", response_model=CompareResponse)
-def api_compare(cache: Cache, models: str | None = None) -> CompareResponse:
+def api_compare(cache: Cache, models: ModelList) -> CompareResponse:
     return compare_data(cache, [lookup_entry(model_id) for model_id in parse_model_list(models)])

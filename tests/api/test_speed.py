@@ -138,6 +138,15 @@ def test_bad_parameters_are_422(client, body, fragment):
     assert fragment in response.json()["error"]["message"]
 
 
+def test_405_names_every_method_of_the_path(client):
+    """GET and POST on one path are two routes; the Allow header names both."""
+    for method, path, allow in (("PUT", "/api/models/squeezenet1_1/speed", "GET, POST"),
+                                ("PUT", "/api/jobs/abc", "GET, DELETE"), ("GET", "/api/jobs/abc/cancel", "POST")):
+        response = client.request(method, path)
+        assert response.status_code == 405 and error_code(response) == "method_not_allowed"
+        assert response.headers["allow"] == allow
+
+
 def test_bad_page_parameters_are_422(client):
     for query in ("budget_ms=0", "budget_ms=fast", "dtype=int8"):
         response = client.get(f"/api/speed?{query}")
