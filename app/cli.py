@@ -53,7 +53,8 @@ def _bench(args: argparse.Namespace) -> int:
     from app.config import Settings
     from app.deps import lookup_entry
     from app.services.speed_jobs import SpeedStore
-    from models.speed import BATCH_SIZES, SpeedConfig, SpeedError, device_info, measure
+    from models.speed import BATCH_SIZES, SpeedConfig, SpeedError, measure
+    from models.speed_backends import device_info
 
     try:
         device = torch.device(args.device)

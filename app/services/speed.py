@@ -14,7 +14,8 @@ from app.services.analysis_cache import AnalysisCache
 from app.services.speed_jobs import SpeedStore
 from models.catalog import ModelEntry
 from models.registry import list_models
-from models.speed import DeviceInfo, SpeedResult
+from models.speed import SpeedResult
+from models.speed_backends import DeviceInfo
 
 
 class ModelSpeed(BaseModel):

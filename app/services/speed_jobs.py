@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from app.errors import Conflict, InvalidParameter, NotFound
 from models.analysis import input_shape_for
 from models.catalog import ModelEntry
-from models.speed import DeviceInfo, SpeedCancelled, SpeedConfig, SpeedError, SpeedResult, device_info, measure
-from models.speed import validate_config
+from models.speed import SpeedCancelled, SpeedConfig, SpeedError, SpeedResult, measure, validate_config
+from models.speed_backends import DeviceInfo, device_info
 
 log = logging.getLogger("convzoo.speed")
 

