@@ -9,7 +9,6 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from app.deps import get_cache, lookup_entry
-from app.errors import InvalidParameter
 from app.services.analysis_cache import AnalysisCache
 from app.services.figures_speed import accuracy_vs_throughput, family_vs_macs, macs_vs_latency, model_speed_figure
 from app.services.speed import ModelSpeed, SpeedPage, model_speed_data, speed_data
@@ -68,8 +67,6 @@ def api_measure(model_id: str, jobs: Jobs, cache: Cache, params: Annotated[Speed
 @router.post("/api/speed/measure-all", status_code=202, response_model=Job)
 def api_measure_all(jobs: Jobs, params: Annotated[MeasureAllParams | None, Body()] = None):
     params = params or MeasureAllParams()
-    if params.models is not None and not params.models:
-        raise InvalidParameter("models must name at least one model id, or be left out for the whole catalog.")
     # A model that cannot take a chosen resolution fails on its own inside the job.
     entries = [lookup_entry(i) for i in params.models] if params.models else list_models()
     config = SpeedParams(**params.model_dump(exclude={"models", "skip_measured"}))

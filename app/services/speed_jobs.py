@@ -53,7 +53,7 @@ class SpeedParams(BaseModel):
 
 
 class MeasureAllParams(SpeedParams):
-    models: list[str] | None = Field(None, description="Model ids; default: the whole catalog")
+    models: list[str] | None = Field(None, min_length=1, description="Model ids; default: the whole catalog")
     skip_measured: bool = Field(True, description="Leave out models already measured with these settings")
 
 
