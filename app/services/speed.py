@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from app.errors import NotMeasured
 from app.services.analysis_cache import AnalysisCache
 from app.services.speed_jobs import SpeedStore
+from models.analysis import AnalysisError
 from models.catalog import ModelEntry
 from models.registry import list_models
 from models.speed import SpeedResult
@@ -94,10 +95,14 @@ def _row(cache: AnalysisCache, entry: ModelEntry, result: SpeedResult | None) ->
     if result is None:
         return row
     resolution = None if result.input_shape == list(entry.input_size) else result.input_shape[1]
+    try:
+        macs = cache.get(entry, resolution).totals.macs
+    except AnalysisError:  # measured, yet not analysable: shown without MACs, left out of the fit
+        macs = None
     best = max(result.batches, key=lambda b: b.images_per_s)
     first = result.batches[0] if result.batches[0].batch_size == 1 else None
     return row.model_copy(update=dict(
-        input_shape=result.input_shape, macs=cache.get(entry, resolution).totals.macs,
+        input_shape=result.input_shape, macs=macs,
         latency_ms=first and first.median_ms, p90_ms=first and first.p90_ms,
         best_images_per_s=best.images_per_s, best_batch_size=best.batch_size,
         peak_memory_bytes=first and first.peak_memory_bytes, measured_at=result.measured_at,

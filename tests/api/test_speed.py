@@ -177,6 +177,13 @@ def test_speed_page_json_twin_and_budget(client, measured):
     assert "Measured speed" in html and 'data-model="squeezenet1_1"' in html
     assert f"<strong>{rows[body['budget']['best']]['name']}</strong>" in html
     assert '<a href="/speed">Speed</a>' in html  # in the nav
+    # Another variant: nothing was measured in bfloat16 with channels_last here.
+    query = "dtype=bfloat16&channels_last=true"
+    other = client.get(f"/api/speed?{query}").json()
+    assert other["dtype"] == "bfloat16" and other["channels_last"] and not any(r["measured"] for r in other["rows"])
+    html = client.get(f"/speed?{query}").text
+    embedded = re.search(r'<script type="application/json" id="speed-data">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(embedded) == other and '<option value="bfloat16" selected>' in html
     missing = client.get("/speed?model=nope")
     assert missing.status_code == 404 and "No model with id" in missing.text  # the error page
     assert 'data-speed-model="squeezenet1_1"' in client.get("/speed?model=squeezenet1_1").text
