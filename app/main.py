@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.routes import zoo
+from app.routes import lab, zoo
 from app.schemas import ERROR_RESPONSES
 from app.services.analysis_cache import AnalysisCache
 from app.templating import install_filters
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
+    app.include_router(lab.router, responses=ERROR_RESPONSES)
     return app
 
 
