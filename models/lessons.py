@@ -53,7 +53,7 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, int, int, int]) -> lis
     costs = []
     for row in analysis.layers:
         module = modules[row.path]
-        if not row.is_leaf or not isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
+        if not (row.is_leaf and row.executed) or not isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
             continue
         channels = row.input_shape[1]
         conv = isinstance(module, nn.Conv2d)

@@ -77,6 +77,4 @@ def api_lab() -> LabPage:
 
 @router.get("/lab", response_class=HTMLResponse, include_in_schema=False)
 def lab_page(request: Request) -> HTMLResponse:
-    data = lab_data()
-    return request.app.state.templates.TemplateResponse(
-        request, "lab.html", {"data": data, "data_json": data.model_dump_json()})
+    return request.app.state.templates.TemplateResponse(request, "lab.html", {"data": lab_data()})

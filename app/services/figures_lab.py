@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from app.services.lab import GridCell, InceptionResult
 
-_LAYOUT = {"margin": {"l": 70, "r": 20, "t": 40, "b": 50}, "height": 340,
-           "legend": {"orientation": "h", "y": 1.12}, "font": {"size": 13}}
+_LAYOUT = {"margin": {"l": 70, "r": 20, "t": 30, "b": 50}, "height": 340,
+           "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, "font": {"size": 13}}
 
 
 def bottleneck_figure(naive: InceptionResult, reduced: InceptionResult) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def bottleneck_figure(naive: InceptionResult, reduced: InceptionResult) -> dict[
 
     return {
         "data": [trace(naive, "naive", "#c8553d"), trace(reduced, "with 1x1 reductions", "#2d6cdf")],
-        "layout": {**_LAYOUT, "barmode": "group", "title": {"text": "Where the cost goes", "x": 0},
+        "layout": {**_LAYOUT, "barmode": "group",
                    "xaxis": {"title": {"text": "branch"}},
                    "yaxis": {"title": {"text": "multiply-adds (MACs)"}, "rangemode": "tozero"}},
     }
@@ -39,7 +39,7 @@ def mobilenet_figure(cells: list[GridCell]) -> dict[str, Any]:
                      "hovertemplate": "%{x} px: %{y:,} MACs, %{customdata:,} params<extra>width " + str(m) + "</extra>"})
     return {
         "data": data,
-        "layout": {**_LAYOUT, "title": {"text": "MobileNet v1: width x resolution", "x": 0},
-                   "xaxis": {"title": {"text": "input resolution (pixels per side)"}, "tickvals": sorted({c.resolution for c in cells})},
+        "layout": {**_LAYOUT, "xaxis": {"title": {"text": "input resolution (pixels per side)"},
+                                        "tickvals": sorted({c.resolution for c in cells})},
                    "yaxis": {"title": {"text": "multiply-adds (MACs)"}, "rangemode": "tozero"}},
     }
