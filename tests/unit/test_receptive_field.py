@@ -1,6 +1,7 @@
 """Receptive field and jump on each layer row: worked values for VGG-16, the
 paper's AlexNet and ResNet-50, a gradient-based check on a toy net with
-branches, and every zoo model gets values without error."""
+branches, and every zoo model gets values without error. Zoo analyses come
+from the session's analysis cache, shared with the other tests."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ import pytest
 import torch
 from torch import nn
 
-from models.analysis import analyse, analyse_entry
+from models.analysis import analyse
 from models.registry import get_entry, list_models
 
 
-def _by_path(model_id: str) -> dict[str, tuple[int | None, int | None]]:
-    return {row.path: (row.receptive_field, row.jump) for row in analyse_entry(get_entry(model_id)).layers}
+@pytest.fixture(scope="module")
+def by_path(app):
+    def rows(model_id: str) -> dict[str, tuple[int | None, int | None]]:
+        analysis = app.state.analysis_cache.get(get_entry(model_id))
+        return {row.path: (row.receptive_field, row.jump) for row in analysis.layers}
+    return rows
 
 
-def test_vgg16_receptive_fields():
-    rf = _by_path("vgg16")
+def test_vgg16_receptive_fields(by_path):
+    rf = by_path("vgg16")
     # conv1_1, conv1_2, pool1, conv2_1, conv2_2, pool2, conv3_3, pool3, conv4_3, pool4, conv5_3, pool5
     assert rf["features.0"] == (3, 1)
     assert rf["features.2"] == (5, 1)
@@ -38,8 +43,8 @@ def test_vgg16_receptive_fields():
     assert rf["classifier.0"] == (404, 224)
 
 
-def test_alexnet_paper_receptive_fields():
-    rf = _by_path("alexnet_paper")
+def test_alexnet_paper_receptive_fields(by_path):
+    rf = by_path("alexnet_paper")
     assert rf["features.0"] == (11, 4)     # CONV1 11x11 stride 4
     assert rf["features.2"] == (11, 4)     # LRN mixes channels, not positions
     assert rf["features.3"] == (19, 8)     # MAX POOL 3x3 stride 2
@@ -51,16 +56,16 @@ def test_alexnet_paper_receptive_fields():
     assert rf["features.14"] == (195, 32)
 
 
-def test_branches_take_the_largest():
-    rf = _by_path("resnet50")
+def test_branches_take_the_largest(by_path):
+    rf = by_path("resnet50")
     assert rf["layer1.0.conv2"] == (19, 4)
     assert rf["layer1.0.downsample"] == (11, 4)  # the 1x1 shortcut
     assert rf["layer1.0"] == (19, 4)             # the add: the larger path
     assert rf["layer4"] == (427, 32)
-    rf = _by_path("googlenet")
+    rf = by_path("googlenet")
     inception_3a = [rf[f"inception3a.branch{i}"][0] for i in range(1, 5)]
     assert rf["inception3a"][0] == max(inception_3a)
-    rf = _by_path("inception_v3")  # its pools are functional (F.max_pool2d): seen at the aten level
+    rf = by_path("inception_v3")  # its pools are functional (F.max_pool2d): seen at the aten level
     assert rf["Mixed_5b.branch_pool"] == (rf["maxpool2"][0] + 2 * 8, 8)
 
 
@@ -106,9 +111,9 @@ def test_toy_net_matches_back_propagation():
     assert top.path == "res" and top.receptive_field == 47
 
 
-def test_every_zoo_model_gets_receptive_fields():
+def test_every_zoo_model_gets_receptive_fields(app):
     for entry in list_models():
-        analysis = analyse_entry(entry)
+        analysis = app.state.analysis_cache.get(entry)
         rows = [row for row in analysis.layers if row.executed and row.output_shape and len(row.output_shape) == 4]
         assert rows, entry.id
         for row in rows:
@@ -121,8 +126,8 @@ def test_every_zoo_model_gets_receptive_fields():
 
 
 @pytest.mark.parametrize("model_id", ["swin_t", "vit_b_16"])
-def test_transformers_stay_finite(model_id):
-    rf = _by_path(model_id)
+def test_transformers_stay_finite(by_path, model_id):
+    rf = by_path(model_id)
     if model_id == "vit_b_16":
         assert rf["conv_proj"] == (16, 16)
         # one attention layer sees the whole 14x14 patch grid: 16 + 13 * 16
