@@ -85,6 +85,9 @@ def test_zero_filters_drop_a_branch(client):
     body = inception(client, height=7, width=7, channels=8, c1=0, c3r=4, c3=0, c5r=0, c5=4, pool_proj=2)
     assert [b["name"] for b in body["branches"]] == ["5x5", "pool"]
     assert body["output_shape"] == [6, 7, 7]
+    pool_only = inception(client, height=7, width=7, channels=8, c1=0, c3r=4, c3=0, c5r=4, c5=0, pool_proj=0)
+    assert [b["name"] for b in pool_only["branches"]] == ["pool"]
+    assert pool_only["output_shape"] == [8, 7, 7] and pool_only["total"] == {"weights": 0, "biases": 0, "macs": 0}
 
 
 def _closed_form(h, w, c, c1, c3r, c3, c5r, c5, pool_proj):
