@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from app.services.lab import (BottleneckLesson, FactorisedLesson, InceptionResult, LabPage, MobileNetGrid, Op,
+from app.deps import get_cache, lookup_entry
+from app.services.analysis_cache import AnalysisCache
+from app.services.lab import (BottleneckLesson, FactorisedLesson, InceptionResult, MobileNetGrid, Op,
                               OutputSizeLesson, SeparableLesson, StackLesson, bottleneck_data, factorised_data,
-                              inception_data, lab_data, mobilenet_data, output_size_data, separable_data,
-                              stack_data)
+                              inception_data, mobilenet_data, output_size_data, separable_data, stack_data)
+from app.services.lab_page import GrowthLesson, LabPage, growth_data, lab_data
 from models.analysis import MAX_RESOLUTION
 
 router = APIRouter()
@@ -26,6 +28,7 @@ Side = Annotated[int, Query(ge=1, le=MAX_RESOLUTION, description="Feature map si
 Channels = Annotated[int, Query(ge=1, le=MAX_CHANNELS, description="Channels")]
 Filters = Annotated[int, Query(ge=0, le=MAX_CHANNELS, description="Filters; 0 leaves the layer out")]
 Kernel = Annotated[int, Query(ge=1, le=MAX_KERNEL, description="Kernel side (odd)")]
+Cache = Annotated[AnalysisCache, Depends(get_cache)]
 
 
 @router.get("/api/lab/inception", response_model=InceptionResult)
@@ -54,6 +57,12 @@ def api_receptive_field(kernel: Kernel = 3, layers: Annotated[int, Query(ge=1, l
     return stack_data(kernel, layers, channels, size)
 
 
+@router.get("/api/lab/receptive-growth", response_model=GrowthLesson)
+def api_receptive_growth(cache: Cache,
+                         model: Annotated[str, Query(description="A zoo model id")] = "vgg16") -> GrowthLesson:
+    return growth_data(cache, lookup_entry(model))
+
+
 @router.get("/api/lab/factorised", response_model=FactorisedLesson)
 def api_factorised(n: Kernel = 5, channels: Channels = 64, filters: Channels = 64, size: Side = 17) -> FactorisedLesson:
     return factorised_data(n, channels, filters, size)
@@ -71,10 +80,10 @@ def api_mobilenet() -> MobileNetGrid:
 
 
 @router.get("/api/lab", response_model=LabPage)
-def api_lab() -> LabPage:
-    return lab_data()
+def api_lab(cache: Cache) -> LabPage:
+    return lab_data(cache)
 
 
 @router.get("/lab", response_class=HTMLResponse, include_in_schema=False)
-def lab_page(request: Request) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(request, "lab.html", {"data": lab_data()})
+def lab_page(request: Request, cache: Cache) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, "lab.html", {"data": lab_data(cache)})

@@ -43,3 +43,22 @@ def mobilenet_figure(cells: list[GridCell]) -> dict[str, Any]:
                                         "tickvals": sorted({c.resolution for c in cells})},
                    "yaxis": {"title": {"text": "multiply-adds (MACs)"}, "rangemode": "tozero"}},
     }
+
+
+def growth_figure(name: str, input_size: int, points: list) -> dict[str, Any]:
+    """Receptive field and jump after each layer that changes them, against the input's side."""
+    x = list(range(1, len(points) + 1))
+    text = [f"{p.path} ({p.type})" for p in points]
+    return {
+        "data": [
+            {"type": "scatter", "mode": "lines+markers", "name": "receptive field", "x": x,
+             "y": [p.receptive_field for p in points], "text": text,
+             "hovertemplate": "%{text}<br>receptive field %{y} px<extra></extra>"},
+            {"type": "scatter", "mode": "lines+markers", "name": "jump", "x": x, "y": [p.jump for p in points],
+             "text": text, "hovertemplate": "%{text}<br>jump %{y} px<extra></extra>"},
+            {"type": "scatter", "mode": "lines", "name": f"input side ({input_size} px)", "x": [x[0], x[-1]] if x else [],
+             "y": [input_size, input_size], "line": {"dash": "dot", "color": "#888"}, "hoverinfo": "skip"},
+        ],
+        "layout": {**_LAYOUT, "xaxis": {"title": {"text": f"layers of {name} that widen the view (execution order)"}},
+                   "yaxis": {"title": {"text": "input pixels"}, "rangemode": "tozero"}},
+    }

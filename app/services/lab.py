@@ -12,7 +12,6 @@ from pydantic import BaseModel
 from app.errors import InvalidParameter
 from app.services.figures_lab import bottleneck_figure, mobilenet_figure
 from models import lessons
-from models.registry import get_entry
 
 # ---------------------------------------------------------------- inception
 
@@ -296,39 +295,12 @@ def mobilenet_data() -> MobileNetGrid:
                          resolutions=list(lessons.MOBILENET_RESOLUTIONS), cells=cells, figure=mobilenet_figure(cells))
 
 
-# ------------------------------------------------------------------ the page
-
-
-class ZooLink(BaseModel):
-    id: str
-    name: str
+# ------------------------------------------------------------------ presets
 
 
 class Preset(BaseModel):
     name: str
     params: dict[str, int | bool | str]
-
-
-class LabPage(BaseModel):
-    bottleneck: BottleneckLesson
-    inception_presets: list[Preset]
-    output_size: OutputSizeLesson
-    output_size_presets: list[Preset]
-    receptive_field: StackLesson
-    factorised: FactorisedLesson
-    separable: SeparableLesson
-    mobilenet: MobileNetGrid
-    links: dict[str, list[ZooLink]]
-
-
-# Where each idea appears in the zoo.
-LINKS = {
-    "bottleneck": ["googlenet", "inception_v3", "resnet50"],
-    "output_size": ["alexnet_paper", "vgg16", "googlenet"],
-    "receptive_field": ["vgg16", "resnet18", "resnet50", "densenet121", "googlenet"],
-    "factorised": ["inception_v3", "inception_v4", "inception_resnet_v2"],
-    "separable": ["mobilenet_v1", "mobilenet_v2", "xception"],
-}
 
 
 def inception_presets() -> list[Preset]:
@@ -352,19 +324,3 @@ OUTPUT_SIZE_PRESETS = [
     Preset(name="Dilated 3x3", params=dict(op="conv", size=28, kernel=3, padding=2, stride=1, dilation=2,
                                            ceil_mode=False)),
 ]
-
-
-def lab_data() -> LabPage:
-    """Every lesson at its first preset: the page's initial state and /api/lab."""
-    presets = inception_presets()
-    return LabPage(
-        bottleneck=bottleneck_data(**presets[0].params),
-        inception_presets=presets,
-        output_size=output_size_data(**OUTPUT_SIZE_PRESETS[0].params),
-        output_size_presets=OUTPUT_SIZE_PRESETS,
-        receptive_field=stack_data(kernel=3, layers=3, channels=64, size=56),
-        factorised=factorised_data(n=5, channels=64, filters=64, size=17),
-        separable=separable_data(in_channels=512, out_channels=512, kernel=3, size=14),
-        mobilenet=mobilenet_data(),
-        links={section: [ZooLink(id=i, name=get_entry(i).name) for i in ids] for section, ids in LINKS.items()},
-    )

@@ -77,6 +77,19 @@
         `layer holds ${ratio(d.weights_ratio)}x the weights of ${d.layers} stacked ${d.kernel}x${d.kernel} layers `,
         `(${fmt(d.single.weights)} vs ${fmt(d.stack.weights)}).`);
     },
+    "receptive-growth"(section, d) {
+      const last = d.points[d.points.length - 1];
+      const map = [...d.points].reverse().find((p) => p.output_shape && p.output_shape.length === 4) || last;
+      const link = el("a", { href: `/models/${d.model}` }, d.name);
+      fill(section, "summary", link, `: each cell of its last feature map (${map.path}) sees `,
+        `${map.receptive_field} x ${map.receptive_field} input pixels, neighbours ${map.jump} pixels apart; `,
+        `its final output sees ${last.receptive_field} x ${last.receptive_field} (the input is `,
+        `${d.input_size} x ${d.input_size}). ${d.points.length} layers widen the view.`);
+      fill(section, "table", table(["layer", "type", "output", "receptive field", "jump"], d.points.map((p) => [
+        p.path, p.type, p.output_shape ? p.output_shape.slice(1).join(" x ") : "—",
+        cell(`rf-${p.path}`, String(p.receptive_field)), cell(`jump-${p.path}`, String(p.jump))])));
+      drawFigure(section, d.figure);
+    },
     factorised(section, d) {
       const base = d.variants[0];
       const rows = d.variants.map((v, i) => [v.name, v.layers.map((l) => l.kind).join(" + "),
@@ -164,6 +177,7 @@
   const data = JSON.parse(document.getElementById("lab-data").textContent);
   const initial = {
     bottleneck: data.bottleneck, "output-size": data.output_size, "receptive-field": data.receptive_field,
+    "receptive-growth": data.growth,
     factorised: data.factorised, separable: data.separable, mobilenet: data.mobilenet,
   };
   for (const section of document.querySelectorAll(".lab-section")) {

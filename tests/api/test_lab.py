@@ -340,3 +340,17 @@ def test_layers_json_has_receptive_fields(client):
     layers = {row["path"]: row for row in client.get("/api/models/vgg16/layers").json()["layers"]}
     assert (layers["features.2"]["receptive_field"], layers["features.2"]["jump"]) == (5, 1)
     assert (layers["features.4"]["receptive_field"], layers["features.4"]["jump"]) == (6, 2)
+
+
+def test_receptive_growth_follows_the_layers_json(client):
+    body = client.get("/api/lab/receptive-growth", params={"model": "vgg16"}).json()
+    points = {p["path"]: (p["receptive_field"], p["jump"]) for p in body["points"]}
+    assert points["features.0"] == (3, 1) and points["features.2"] == (5, 1) and points["features.4"] == (6, 2)
+    assert points["features.30"] == (212, 32) and points["classifier.0"] == (404, 224)
+    assert "features.1" not in points  # a ReLU widens nothing
+    layers = {row["path"]: row for row in client.get("/api/models/vgg16/layers").json()["layers"]}
+    for path, (rf, jump) in points.items():
+        assert (layers[path]["receptive_field"], layers[path]["jump"]) == (rf, jump)
+    assert body["input_size"] == 224
+    assert body["figure"]["data"][0]["y"] == [p["receptive_field"] for p in body["points"]]
+    assert error_of(client.get("/api/lab/receptive-growth", params={"model": "nope"}), 404, "unknown_model")
