@@ -36,7 +36,7 @@ def mobilenet_figure(cells: list[GridCell]) -> dict[str, Any]:
         data.append({"type": "scatter", "mode": "lines+markers", "name": f"width {m}",
                      "x": [c.resolution for c in row], "y": [c.macs for c in row],
                      "customdata": [c.params for c in row],
-                     "hovertemplate": "%{x} px: %{y:,} MACs, %{customdata:,} params<extra>width " + str(m) + "</extra>"})
+                     "hovertemplate": f"%{{x}} px: %{{y:,}} MACs, %{{customdata:,}} params<extra>width {m}</extra>"})
     return {
         "data": data,
         "layout": {**_LAYOUT, "xaxis": {"title": {"text": "input resolution (pixels per side)"},
@@ -56,8 +56,9 @@ def growth_figure(name: str, input_size: int, points: list) -> dict[str, Any]:
              "hovertemplate": "%{text}<br>receptive field %{y} px<extra></extra>"},
             {"type": "scatter", "mode": "lines+markers", "name": "jump", "x": x, "y": [p.jump for p in points],
              "text": text, "hovertemplate": "%{text}<br>jump %{y} px<extra></extra>"},
-            {"type": "scatter", "mode": "lines", "name": f"input side ({input_size} px)", "x": [x[0], x[-1]] if x else [],
-             "y": [input_size, input_size], "line": {"dash": "dot", "color": "#888"}, "hoverinfo": "skip"},
+            {"type": "scatter", "mode": "lines", "name": f"input side ({input_size} px)",
+             "x": [x[0], x[-1]] if x else [], "y": [input_size, input_size] if x else [],
+             "line": {"dash": "dot", "color": "#888"}, "hoverinfo": "skip"},
         ],
         "layout": {**_LAYOUT, "xaxis": {"title": {"text": f"layers of {name} that widen the view (execution order)"}},
                    "yaxis": {"title": {"text": "input pixels"}, "rangemode": "tozero"}},

@@ -62,7 +62,8 @@ def inception_data(height: int, width: int, channels: int, c1: int, c3r: int, c3
                    pool_proj: int, pool: bool = True) -> InceptionResult:
     module = lessons.Inception(channels, c1, c3r, c3, c5r, c5, pool_proj, pool)
     if not module.branches:
-        raise InvalidParameter("Every branch is left out: give c1, c3, c5 a filter count above 0, or keep the pool branch.")
+        raise InvalidParameter("Every branch is left out: give c1, c3, c5 a filter count above 0, "
+                               "or keep the pool branch.")
     costs = lessons.layer_costs(module, (1, channels, height, width))
     branches = []
     for name in module.branches:
@@ -156,8 +157,9 @@ def output_size_data(op: Op, size: int, kernel: int, padding: int = 0, stride: i
         steps.append(f"{numerator}/{stride} = {numerator / stride:.2f} is not whole: after the last full step "
                      f"{rest} pixel{'s' if rest > 1 else ''} of the padded input remain{'' if rest > 1 else 's'}.")
         if not ceil_mode:
-            steps.append(f"PyTorch floors: W' = {floor}; the last {rest} pixel{'s are' if rest > 1 else ' is'} "
-                         f"never the start of a window{' (ceil_mode=True would round up)' if op != 'conv' else ''}.")
+            steps.append(f"PyTorch floors: W' = {floor}; the last {rest} pixel{'s' if rest > 1 else ''} of the "
+                         f"padded input fall{'' if rest > 1 else 's'} outside every window"
+                         f"{' (ceil_mode=True would round up)' if op != 'conv' else ''}.")
         else:
             steps.append(f"ceil_mode=True rounds up to {ceil}: one more window that hangs over the right border, "
                          f"allowed only if it starts inside the input or the left padding, "
@@ -308,9 +310,11 @@ def inception_presets() -> list[Preset]:
     return [
         Preset(name="GoogLeNet inception (3a)", params={**lessons.googlenet_inception("inception3a"), "pool": True}),
         Preset(name="480 -> 48 5x5 on 14x14, 16-filter reduction",
-               params=dict(height=14, width=14, channels=480, c1=0, c3r=0, c3=0, c5r=16, c5=48, pool_proj=0, pool=False)),
+               params=dict(height=14, width=14, channels=480, c1=0, c3r=0, c3=0, c5r=16, c5=48, pool_proj=0,
+                           pool=False)),
         Preset(name="192 -> 32 5x5 on 28x28, 16-filter reduction",
-               params=dict(height=28, width=28, channels=192, c1=0, c3r=0, c3=0, c5r=16, c5=32, pool_proj=0, pool=False)),
+               params=dict(height=28, width=28, channels=192, c1=0, c3r=0, c3=0, c5r=16, c5=32, pool_proj=0,
+                           pool=False)),
     ]
 
 
