@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.routes import zoo
+from app.routes import charts, zoo
 from app.services.analysis_cache import AnalysisCache
 from app.templating import install_filters
 
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     app.include_router(zoo.router)
+    app.include_router(charts.router)
     return app
 
 

@@ -28,7 +28,7 @@ from models.meta import flat_leaves, no_gc, run_memoised
 MAX_RESOLUTION = 2048
 
 # Bump when the shape of an Analysis changes: it is part of the cache key.
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 
 # Module hyper-parameters worth showing beside a row (they feed the formulas).
 _ATTRIBUTES = (
@@ -110,6 +110,9 @@ def _attributes(module: nn.Module) -> dict[str, Any]:
             isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value)
         ):
             out[name] = list(value) if isinstance(value, tuple) else value
+    bias = getattr(module, "bias", False)
+    if bias is None or isinstance(bias, torch.Tensor):  # the params formula needs to know
+        out["bias"] = bias is not None
     return out
 
 
