@@ -33,6 +33,17 @@ def axis(title: str, **extra: Any) -> dict[str, Any]:
     return {"title": {"text": title}, "gridcolor": GRID, "zeroline": False, "automargin": True, **extra}
 
 
+def log_toggle(axes: list[str]) -> list[dict[str, Any]]:
+    """Buttons that switch the given y axes between linear and log scale:
+    one model's bars can dwarf another's."""
+    def args(kind: str) -> dict[str, str]:
+        return {f"{a}.type": kind for a in axes}
+    return [{"type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom",
+             "showactive": True, "pad": {"r": 0, "t": 0}, "font": {"size": 11},
+             "buttons": [{"label": "linear", "method": "relayout", "args": [args("linear")]},
+                         {"label": "log", "method": "relayout", "args": [args("log")]}]}]
+
+
 def _shape_text(shape: list[int] | None) -> str:
     return "×".join(map(str, shape[1:])) if shape else "—"
 
@@ -68,7 +79,7 @@ def layer_costs_figure(layers: list[Layer], bytes_per_element: int) -> dict[str,
                 "text": f"{leaves[at].path}", "font": {"size": 11}, "bgcolor": "rgba(255,255,255,.85)",
             })
     show_ticks = len(leaves) <= 60
-    fig_layout["xaxis"] = axis("leaf layers in execution order (hover for names)", anchor="y3",
+    fig_layout["xaxis"] = axis("leaf layers, in execution order", anchor="y3",
                                tickmode="array" if show_ticks else "auto", tickvals=x if show_ticks else None,
                                ticktext=[l.path for l in leaves] if show_ticks else None, tickangle=-60,
                                tickfont={"size": 9}, showgrid=False)
@@ -137,7 +148,7 @@ def architecture_figure(rows: list[TableRow], input_shape: list[int]) -> dict[st
                                 "showarrow": False, "textangle": -45, "yanchor": "bottom", "font": {"size": 10}})
     return {"data": data, "layout": layout(
         height=360, barmode="overlay", shapes=shapes, annotations=annotations, bargap=0,
-        xaxis=axis("layers in execution order (box width ∝ log₂ channels)", showticklabels=False, showgrid=False,
+        xaxis=axis("layers in order; width ∝ log₂ channels", showticklabels=False, showgrid=False,
                    range=[-0.5, cursor + 0.2]),
         yaxis=axis("box height ∝ output side (pixels)", showticklabels=False, showgrid=False, range=[-6, 9]),
         margin={"l": 40, "r": 10, "t": 10, "b": 40}, legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
@@ -160,7 +171,7 @@ def profile_figure(items: list[CompareItem]) -> dict[str, Any]:
                 "hovertemplate": f"<b>{item.name}</b><br>%{{customdata}}<br>depth %{{x}}<br>%{{y:,}} {unit} so far<extra></extra>",
             })
     return {"data": data, "layout": layout(
-        height=560,
+        height=560, updatemenus=log_toggle(["yaxis", "yaxis2"]),
         xaxis=axis("depth: conv and linear layers run so far", anchor="y2"),
         yaxis=axis("cumulative MACs (multiply-adds)", domain=[0.55, 1], rangemode="tozero"),
         yaxis2=axis("cumulative parameters (count)", domain=[0, 0.45], rangemode="tozero"),
@@ -190,7 +201,7 @@ def stages_figure(items: list[CompareItem]) -> dict[str, Any]:
                 "hovertemplate": f"<b>{item.name}</b><br>%{{customdata}}<br>%{{y:,}} {unit}<extra></extra>",
             })
     return {"data": data, "layout": layout(
-        height=640, barmode="group",
+        height=640, barmode="group", updatemenus=log_toggle(["yaxis", "yaxis2", "yaxis3"]),
         xaxis=axis("stage: output stride of the main path (stride 4 at 224×224 input = 56×56), then the head",
                    anchor="y3"),
         yaxis=axis("MACs (multiply-adds)", domain=[0.70, 1], rangemode="tozero"),

@@ -67,7 +67,8 @@ def density_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
                          "<br>top-1 %{customdata[5]:.2f}%<br>%{customdata[2]:,} parameters<extra></extra>",
     }], "layout": layout(
         height=16 * len(ordered) + 90, showlegend=False,
-        xaxis=axis("top-1 accuracy (%) per million parameters (log scale)", type="log", side="top"),
+        xaxis=axis("top-1 accuracy (%) per million parameters (log scale)", type="log", side="top",
+                   tickvals=[0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50], ticktext=["0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50"]),
         yaxis=axis("", tickfont={"size": 10}, automargin=True),
         margin={"l": 10, "r": 20, "t": 50, "b": 20},
     )}
@@ -106,7 +107,7 @@ def ilsvrc_figure(entries: list[IlsvrcEntry]) -> dict[str, Any]:
         height=440, shapes=shapes, annotations=annotations,
         xaxis=axis("ILSVRC year", dtick=1),
         yaxis=axis("top-5 error (%)", rangemode="tozero", range=[0, 32]),
-        yaxis2=axis("depth (weight layers)", overlaying="y", side="right", rangemode="tozero", range=[0, 200],
+        yaxis2=axis("depth (weight layers)", overlaying="y", side="right", range=[0, 200], dtick=50,
                     showgrid=False),
         legend={"orientation": "h", "y": -0.2, "x": 0}, margin={"l": 60, "r": 60, "t": 20, "b": 60},
     )}

@@ -115,8 +115,8 @@ def params(layer: Layer) -> Formula | None:
         return Formula(kind="params", label="Parameters", symbolic="in·out (no bias)",
                        expression=f"{n_in}·{n_out} = {_n(n_in * n_out)}", value=n_in * n_out)
     if layer.type in POOLS | ADAPTIVE_POOLS:
-        return Formula(kind="params", label="Parameters", symbolic="pooling learns nothing",
-                       expression="0", value=0)
+        return Formula(kind="params", label="Parameters", symbolic="",
+                       expression="0 (pooling has no weights)", value=0)
     return None
 
 
@@ -144,8 +144,8 @@ def macs(layer: Layer) -> Formula | None:
                        expression=f"{rows}·{n_in}·{n_out} = {_n(rows * n_in * n_out)}", value=rows * n_in * n_out,
                        note="FLOPs = 2·MACs")
     if layer.type in POOLS | ADAPTIVE_POOLS:
-        return Formula(kind="macs", label="MACs", symbolic="no multiply-adds (max or mean of a window)",
-                       expression="0", value=0)
+        return Formula(kind="macs", label="MACs", symbolic="",
+                       expression="0 (a max or mean of each window: no multiply-adds)", value=0)
     return None
 
 

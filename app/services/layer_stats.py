@@ -158,7 +158,7 @@ def table_rows(layers: list[Layer], totals: Totals) -> list[TableRow]:
         elif has_children and not is_open:
             block = layer.path
         else:
-            block = stack[-1].layer.path if stack else "(top level)"
+            block = stack[-1].layer.path if stack else layer.path
         row = TableRow(layer=layer, has_children=has_children, open=is_open, visible=visible, block=block)
         rows.append(row)
         stack.append(row)

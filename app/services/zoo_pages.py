@@ -38,13 +38,17 @@ def model_extras(model: ModelDetail, layers: LayersResponse) -> dict[str, Any]:
     rows = table_rows(layers.layers, totals)
     names = _names()
     others = [m for m in LANDMARKS if m != model.id]
+    largest_params = _largest(layers, lambda layer: layer.params)
+    largest_activations = _largest(layers, lambda layer: layer.activation_elements)
     return {
         "rows": rows,
         "bytes_per_element": bytes_per_element,
         "figures": {"costs": layer_costs_figure(layers.layers, bytes_per_element),
                     "architecture": architecture_figure(rows, layers.input_shape)},
-        "largest_params": _largest(layers, lambda layer: layer.params),
-        "largest_activations": _largest(layers, lambda layer: layer.activation_elements),
+        "largest_params": largest_params,
+        "largest_activations": largest_activations,
+        "largest_params_late": bool(largest_params and largest_activations) and (
+            layers.layers.index(largest_params) > layers.layers.index(largest_activations)),
         "compare_links": [(f"/compare?models={model.id},{m}", names[m]) for m in others[:4]],
         "compare_classics": "/compare?models=" + ",".join(
             dict.fromkeys([model.id, "googlenet", "mobilenet_v2"])),

@@ -4,6 +4,8 @@
 (function () {
   document.querySelectorAll("[data-figure]").forEach((el) => {
     const fig = JSON.parse(document.getElementById(el.dataset.figure).textContent);
+    // A fixed height: on resize, autosize then re-reads the same height from the div.
+    if (fig.layout.height) el.style.height = fig.layout.height + "px";
     Plotly.newPlot(el, fig.data, fig.layout, {responsive: true, displaylogo: false}).then(() => {
       el.dataset.ready = "1";
     });
