@@ -52,13 +52,14 @@ def layer_costs_figure(layers: list[Layer], bytes_per_element: int) -> dict[str,
     """Parameters, MACs and activation memory of each leaf layer along the
     network: where the parameters live (late FC) against where memory lives
     (early convs)."""
-    leaves = [l for l in layers if l.is_leaf and l.executed and (l.params or l.macs or l.activation_elements)]
+    leaves = [leaf for leaf in layers if leaf.is_leaf and leaf.executed
+              and (leaf.params or leaf.macs or leaf.activation_elements)]
     x = list(range(len(leaves)))
-    custom = [[l.path, l.type, _shape_text(l.output_shape)] for l in leaves]
+    custom = [f"{leaf.path} ({leaf.type}), output {_shape_text(leaf.output_shape)}" for leaf in leaves]
     rows = [
-        ("params", "parameters (count)", [l.params for l in leaves], "%{y:,} parameters"),
-        ("macs", "MACs (multiply-adds)", [l.macs for l in leaves], "%{y:,} MACs"),
-        ("activations", "activations (bytes)", [l.activation_elements * bytes_per_element for l in leaves],
+        ("params", "parameters (count)", [leaf.params for leaf in leaves], "%{y:,} parameters"),
+        ("macs", "MACs (multiply-adds)", [leaf.macs for leaf in leaves], "%{y:,} MACs"),
+        ("activations", "activations (bytes)", [leaf.activation_elements * bytes_per_element for leaf in leaves],
          "%{y:,} bytes of output"),
     ]
     data, annotations, fig_layout = [], [], {}
@@ -67,7 +68,7 @@ def layer_costs_figure(layers: list[Layer], bytes_per_element: int) -> dict[str,
         data.append({
             "type": "bar", "name": title, "x": x, "y": values, "customdata": custom, "yaxis": f"y{suffix}",
             "marker": {"color": COLOURS[key]}, "showlegend": False,
-            "hovertemplate": f"<b>%{{customdata[0]}}</b> (%{{customdata[1]}})<br>output %{{customdata[2]}}<br>{hover}<extra></extra>",
+            "hovertemplate": f"%{{customdata}}<br>{hover}<extra></extra>",
         })
         top = 1 - i * 0.35
         fig_layout[f"yaxis{suffix}"] = axis(title, domain=[top - 0.28, top], rangemode="tozero")
@@ -81,7 +82,7 @@ def layer_costs_figure(layers: list[Layer], bytes_per_element: int) -> dict[str,
     show_ticks = len(leaves) <= 60
     fig_layout["xaxis"] = axis("leaf layers, in execution order", anchor="y3",
                                tickmode="array" if show_ticks else "auto", tickvals=x if show_ticks else None,
-                               ticktext=[l.path for l in leaves] if show_ticks else None, tickangle=-60,
+                               ticktext=[leaf.path for leaf in leaves] if show_ticks else None, tickangle=-60,
                                tickfont={"size": 9}, showgrid=False)
     return {"data": data, "layout": layout(height=680, bargap=0.15, annotations=annotations,
                                            margin={"l": 80, "r": 20, "t": 20, "b": 90}, **fig_layout)}
@@ -102,8 +103,8 @@ def _diagram_kind(layer: Layer) -> str | None:
 
 
 def architecture_figure(rows: list[TableRow], input_shape: list[int]) -> dict[str, Any]:
-    """The layer stack as boxes: height follows the output's spatial side,
-    width the number of channels (log scale); shaded bands group the blocks
+    """The layer stack as boxes: height follows the output's spatial side
+    (square root, so 7x7 maps stay visible), width the number of channels (log scale); shaded bands group the blocks
     the layer table folds (a bottleneck, an Inception module)."""
     side_in = max(input_shape[2], 1)
     boxes = []
@@ -117,7 +118,7 @@ def architecture_figure(rows: list[TableRow], input_shape: list[int]) -> dict[st
         spatial = len(out) == 4 and kind != "linear"
         channels = out[1] if spatial else out[-1]
         width = 0.5 + math.log2(max(channels, 1)) / 4
-        height = max(0.06, out[2] / side_in) * 10 if spatial else 0.6
+        height = max(0.06, math.sqrt(out[2] / side_in)) * 10 if spatial else 0.6
         boxes.append((kind, cursor + width / 2, width, height, layer, channels, row.block))
         cursor += width + 0.3
     data = []
@@ -150,7 +151,7 @@ def architecture_figure(rows: list[TableRow], input_shape: list[int]) -> dict[st
         height=360, barmode="overlay", shapes=shapes, annotations=annotations, bargap=0,
         xaxis=axis("layers in order; width ∝ log₂ channels", showticklabels=False, showgrid=False,
                    range=[-0.5, cursor + 0.2]),
-        yaxis=axis("box height ∝ output side (pixels)", showticklabels=False, showgrid=False, range=[-6, 9]),
+        yaxis=axis("height ∝ √(output side)", showticklabels=False, showgrid=False, range=[-6, 9]),
         margin={"l": 40, "r": 10, "t": 10, "b": 40}, legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
     )}
 
