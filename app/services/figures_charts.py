@@ -44,7 +44,8 @@ def accuracy_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
     front = sorted((p for p in points if p.pareto), key=lambda p: p.macs)
     data.append({
         "type": "scatter", "mode": "lines", "name": "Pareto front", "meta": "pareto", "hoverinfo": "skip",
-        "x": [p.macs for p in front], "y": [p.top1 for p in front], "line": {"color": "#1d2330", "dash": "dot", "width": 1.5},
+        "x": [p.macs for p in front], "y": [p.top1 for p in front],
+        "line": {"color": "#1d2330", "dash": "dot", "width": 1.5, "shape": "hv"},
     })
     return {"data": data, "layout": layout(
         height=620,
