@@ -10,8 +10,12 @@ from app.errors import ApiError
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging
+
     import uvicorn
 
+    # Our loggers (warm-up progress, worker) print beside uvicorn's.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     uvicorn.run("app.main:app", host=args.host, port=args.port, log_level="info")
     return 0
 

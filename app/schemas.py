@@ -8,6 +8,24 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body (API.md's error shape)."""
+
+    error: ErrorDetail
+
+
+# Declared on every route, so /openapi.json describes the errors as they are sent.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorResponse, "description": "Bad request: the body says what to change."},
+    "5XX": {"model": ErrorResponse, "description": "Server error or busy (503 with Retry-After)."},
+}
+
+
 class ModelCard(BaseModel):
     id: str
     name: str

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -72,7 +72,8 @@ class Analysis:
     trace_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow: dataclasses.asdict deep-copies every row, slower than the trace.
+        return {**vars(self), "totals": dict(vars(self.totals)), "layers": [dict(vars(row)) for row in self.layers]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Analysis:
@@ -104,15 +105,15 @@ def _first_shape(obj: Any) -> list[int] | None:
 
 def _attributes(module: nn.Module) -> dict[str, Any]:
     out = {}
+    plain = module.__dict__  # hyper-parameters are plain attributes; nn.Module.__getattr__ is slow to miss
     for name in _ATTRIBUTES:
-        value = getattr(module, name, None)
+        value = plain.get(name)
         if isinstance(value, (int, float, bool, str)) or (
             isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value)
         ):
             out[name] = list(value) if isinstance(value, tuple) else value
-    bias = getattr(module, "bias", False)
-    if bias is None or isinstance(bias, torch.Tensor):  # the params formula needs to know
-        out["bias"] = bias is not None
+    if "bias" in module._parameters:  # registered as None when absent; the params formula needs to know
+        out["bias"] = module._parameters["bias"] is not None
     return out
 
 
@@ -140,21 +141,38 @@ class _Tracer(TorchDispatchMode):
         return out
 
 
+def _parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Parameters of every module with its children, in one bottom-up pass."""
+    counts: dict[str, int] = {}
+
+    def visit(path: str, module: nn.Module) -> int:
+        total = sum(p.numel() for p in module._parameters.values() if p is not None)
+        for name, child in module._modules.items():
+            if child is not None:
+                total += visit(f"{path}.{name}" if path else name, child)
+        counts[path] = total
+        return total
+
+    visit("", model)
+    return counts
+
+
 @contextmanager
 def _hooks(model: nn.Module, tracer: _Tracer, rows: list[LayerRow],
            on_leaf_output) -> Iterator[None]:
     handles = []
-    params_of = {name: sum(p.numel() for p in m.parameters()) for name, m in model.named_modules()}
+    params_of = _parameter_counts(model)
 
     def make(path: str, module: nn.Module):
-        is_leaf = next(iter(module.children()), None) is None
+        is_leaf = not module._modules
+        attributes = _attributes(module)
         row_stack: list[LayerRow] = []
 
         def pre(mod, args, kwargs=None):
             row = LayerRow(
                 path=path, type=type(mod).__name__, depth=path.count(".") + 1,
                 is_leaf=is_leaf, params=params_of[path], input_shape=_first_shape(args),
-                attributes=_attributes(mod),
+                attributes=dict(attributes),
             )
             rows.append(row)
             row_stack.append(row)

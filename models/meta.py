@@ -1,10 +1,14 @@
 """Fast shape propagation on the meta device.
 
-Ops without a C++ meta kernel (batch norm, hardswish, the in-place
+Ops without a C++ meta kernel (batch norm, hardtanh_, the in-place
 initialisers ...) run Python decompositions that cost milliseconds each on
-meta, more than the real op on a CPU. Shapes repeat within a net and across
-nets, so the output metadata of each (op, input metadata) is remembered and
-answered with fresh empty meta tensors next time.
+meta, more than the real op on a CPU. Three shortcuts, none of which changes
+a shape (tests compare against real CPU forwards):
+- in-place ops return their argument (on meta they only check shapes, and
+  those checks are made here);
+- batch norm and cat get direct shape rules;
+- any other op's output metadata is remembered per (op, input metadata),
+  since shapes repeat within a net and across nets.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
+@cache
 def _output_kind(func) -> str | None:
     """'fresh' for ops whose outputs are new tensors, 'inplace' for ops that
     write their first argument and return it; None for views and the rest."""
@@ -59,21 +65,79 @@ def _leaf_key(leaf: Any) -> Any:
     return leaf if isinstance(leaf, (int, float, bool, str, type(None), torch.dtype, torch.device)) else repr(leaf)
 
 
+# In-place ops that change their argument's shape or strides: never skipped.
+_RESHAPING_INPLACE = {
+    "resize_", "resize_as_", "set_", "as_strided_", "squeeze_", "unsqueeze_", "t_", "transpose_",
+    "swapdims_", "swapaxes_", "_resize_output_",
+}
+aten = torch.ops.aten
+
+
+def _inplace_on_meta(func, args, leaves: list):
+    """An in-place op on a meta tensor changes nothing but metadata, and the
+    ones below cannot change that: answer with the argument itself, after
+    checking what the real kernel would refuse (shapes that don't broadcast
+    onto it, a float written into an integer tensor)."""
+    target = args[0]
+    if func._overloadpacket.__name__ in _RESHAPING_INPLACE or not isinstance(target, torch.Tensor):
+        return None
+    for t in leaves[1:]:
+        if isinstance(t, torch.Tensor):
+            if t.dtype.is_floating_point and not target.dtype.is_floating_point:
+                return None
+            try:
+                if torch.broadcast_shapes(target.shape, t.shape) != target.shape:
+                    return None
+            except RuntimeError:
+                return None
+    return target
+
+
+def _batch_norm_on_meta(args, kwargs):
+    x, weight = args[0], args[1]
+    if x.dtype != torch.float32 or x.dim() < 2 or (weight is not None and tuple(weight.shape) != (x.shape[1],)):
+        return None
+    channels = (x.shape[1],)
+    return (torch.empty_like(x), torch.empty(channels, device="meta"), torch.empty(channels, device="meta"))
+
+
+def _cat_on_meta(args, kwargs):
+    tensors = args[0]
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+    first = tensors[0]
+    if not all(t.dtype == first.dtype and t.dim() == first.dim() and t.dim() > 0 and t.is_contiguous()
+               for t in tensors):
+        return None
+    dim %= first.dim()
+    if any(t.shape[:dim] != first.shape[:dim] or t.shape[dim + 1:] != first.shape[dim + 1:] for t in tensors):
+        return None
+    shape = list(first.shape)
+    shape[dim] = sum(t.shape[dim] for t in tensors)
+    return torch.empty(shape, dtype=first.dtype, device="meta")
+
+
+# Shape rules for fresh-output ops whose meta kernels are slow Python
+# decompositions; None from a rule means "ask the real kernel".
+_FAST_RULES = {aten.native_batch_norm.default: _batch_norm_on_meta, aten.cat.default: _cat_on_meta}
+
+
 def run_memoised(func, args, kwargs, leaves: list):
     kind = _output_kind(func)
     if kind is None or not all(not isinstance(t, torch.Tensor) or t.is_meta for t in leaves):
         return func(*args, **kwargs)
+    if kind == "inplace":
+        target = _inplace_on_meta(func, args, leaves)
+        return func(*args, **kwargs) if target is None else target
+    rule = _FAST_RULES.get(func)
+    if rule is not None:
+        out = rule(args, kwargs)
+        if out is not None:
+            return out
     key = (func, len(leaves), tuple(kwargs), *map(_leaf_key, leaves))
     cached = _META_OUTPUTS.get(key)
     if cached is None:
         out = func(*args, **kwargs)
-        if kind == "inplace":
-            # Safe to skip next time only if it left its argument's metadata alone.
-            if out is args[0] and _leaf_key(out) == key[3]:
-                metas = "self"
-            else:
-                return out
-        elif isinstance(out, torch.Tensor):
+        if isinstance(out, torch.Tensor):
             metas = out.shape, out.stride(), out.dtype
         elif isinstance(out, tuple) and all(isinstance(t, torch.Tensor) for t in out):
             metas = [(t.shape, t.stride(), t.dtype) for t in out]
@@ -82,18 +146,16 @@ def run_memoised(func, args, kwargs, leaves: list):
         if len(_META_OUTPUTS) < _MEMO_LIMIT:
             _META_OUTPUTS[key] = metas
         return out
-    if cached == "self":
-        return args[0]
     if isinstance(cached, tuple):
         return torch.empty_strided(cached[0], cached[1], dtype=cached[2], device="meta")
     return tuple(torch.empty_strided(m[0], m[1], dtype=m[2], device="meta") for m in cached)
 
 
 class MetaMemo(TorchDispatchMode):
-    """Runs aten ops, answering repeats on meta tensors from ``_META_OUTPUTS``.
+    """Runs aten ops on meta tensors the fast way (see ``run_memoised``).
 
-    Also used while building a model on meta, where it turns the repeated
-    in-place initialisers (normal_, uniform_ ...) into no-ops after the first."""
+    Also used while building a model on meta, where it turns the in-place
+    initialisers (normal_, uniform_ ...) into no-ops."""
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

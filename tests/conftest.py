@@ -4,7 +4,9 @@ by Playwright."""
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,14 +26,23 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("convzoo-cache")
+# One analysis cache directory for the whole run, also for apps that test
+# modules build at import time (schemathesis): analyses are traced once.
+TEST_CACHE_DIR = Path(os.environ.setdefault("CONVZOO_TEST_CACHE_DIR", tempfile.mkdtemp(prefix="convzoo-test-")))
+
+
+def make_settings(**overrides) -> Settings:
+    return Settings(**{"cache_dir": TEST_CACHE_DIR, "warm_cache": False, "device": "cpu", **overrides})
 
 
 @pytest.fixture(scope="session")
-def settings(cache_dir: Path) -> Settings:
-    return Settings(cache_dir=cache_dir, warm_cache=False, device="cpu")
+def cache_dir() -> Path:
+    return TEST_CACHE_DIR
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return make_settings()
 
 
 @pytest.fixture(scope="session")

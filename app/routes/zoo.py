@@ -3,6 +3,7 @@ and, beside each, its page (/, /models/{id}, /compare)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import timm
@@ -12,10 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import get_cache, lookup_entry
+from app.errors import InvalidParameter
 from app.schemas import CatalogResponse, CompareResponse, Health, LayersResponse, ModelDetail, WarmupStatus
-from app.services.analysis_cache import AnalysisCache
 from app.services import zoo_pages
-from app.services.zoo import catalog_data, compare_data, layers_csv, layers_data, model_data, parse_model_list
+from app.services.analysis_cache import AnalysisCache
+from app.services.zoo import (MAX_COMPARE, MODEL_LIST_PATTERN, catalog_data, compare_data, layers_csv, layers_data,
+                              model_data, parse_model_list)
 from models.analysis import MAX_RESOLUTION
 
 router = APIRouter()
@@ -51,12 +54,17 @@ def api_layers(model_id: str, cache: Cache, resolution: Resolution = None) -> La
     return layers_data(cache, lookup_entry(model_id), resolution)
 
 
+ModelList = Annotated[str, Query(pattern=MODEL_LIST_PATTERN,
+                                 description="1 to 6 model ids, comma-separated, e.g. vgg16,googlenet")]
+
+
 @router.get("/api/compare", response_model=CompareResponse)
-def api_compare(cache: Cache, models: str | None = None) -> CompareResponse:
+def api_compare(cache: Cache, models: ModelList) -> CompareResponse:
     return compare_data(cache, [lookup_entry(model_id) for model_id in parse_model_list(models)])
 
 
-@router.get("/api/models/{model_id}/layers.csv", response_class=Response)
+@router.get("/api/models/{model_id}/layers.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}, "description": "The per-layer table as CSV."}})
 def api_layers_csv(model_id: str, cache: Cache, resolution: Resolution = None) -> Response:
     data = layers_data(cache, lookup_entry(model_id), resolution)
     name = f"{data.id}-{data.input_shape[2]}x{data.input_shape[3]}-layers.csv"
@@ -87,5 +95,8 @@ def compare_page(request: Request, cache: Cache, models: str | None = None, add:
     if add:  # the page's "add a model" form: back to the canonical address
         ids = [m for m in (models or "").split(",") if m.strip()] + [lookup_entry(add).id]
         return RedirectResponse(f"/compare?models={','.join(dict.fromkeys(ids))}", status_code=303)
+    if models and not re.fullmatch(MODEL_LIST_PATTERN, models):
+        raise InvalidParameter(f"models must be 1 to {MAX_COMPARE} model ids separated by commas, "
+                               "e.g. models=vgg16,googlenet,mobilenet_v2.")
     compare = compare_data(cache, [lookup_entry(m) for m in parse_model_list(models)]) if models else None
     return _render(request, "compare.html", {"compare": compare, **zoo_pages.compare_extras(compare)})

@@ -1,0 +1,27 @@
+"""schemathesis against the app's own /openapi.json: no 5xx, and every
+response matches the schema it declares."""
+
+import os
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+
+from app.config import Settings
+from app.main import create_app
+
+APP = create_app(Settings(cache_dir=Path(os.environ["CONVZOO_TEST_CACHE_DIR"]), warm_cache=False, device="cpu"))
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_catalog():
+    APP.state.analysis_cache.warm()  # the catalog then answers well inside the client's timeout
+
+
+@schema.parametrize()
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_schema(case):
+    case.call_and_validate()
