@@ -42,5 +42,17 @@
     });
     rows.forEach((row) => body.appendChild(row));
   }));
+  // Tick up to six models, then compare them.
+  const picks = table.querySelectorAll("input.pick");
+  const compare = document.getElementById("compare-selected");
+  const picked = [];
+  picks.forEach((box) => box.addEventListener("change", () => {
+    if (box.checked) picked.push(box.value);
+    else picked.splice(picked.indexOf(box.value), 1);
+    picks.forEach((b) => { b.disabled = !b.checked && picked.length >= 6; });
+    compare.hidden = picked.length === 0;
+    compare.href = "/compare?models=" + picked.join(",");
+    document.getElementById("selected-count").textContent = picked.length;
+  }));
   filter();
 })();

@@ -45,15 +45,15 @@ def test_catalog_filters_and_sorts(page, live_server, cards):
     p.click("#family-chips .chip[data-family='']")
     assert len(_visible_ids(p)) == len(cards)
 
-    p.click("button.sort[data-col='3']")  # params, ascending
+    p.click("button.sort[data-col='4']")  # params, ascending
     params = {c["id"]: c["params"] for c in cards}
     order = [params[i] for i in _visible_ids(p)]
     assert order == sorted(order) and order[0] == min(params.values())
-    p.click("button.sort[data-col='3']")  # descending
+    p.click("button.sort[data-col='4']")  # descending
     order = [params[i] for i in _visible_ids(p)]
     assert order == sorted(order, reverse=True)
 
-    p.click("button.sort[data-col='5']")  # top-1 ascending: unknown accuracies last
+    p.click("button.sort[data-col='6']")  # top-1 ascending: unknown accuracies last
     last = _visible_ids(p)[-1]
     assert next(c for c in cards if c["id"] == last)["top1"] is None
     page.assert_clean()
@@ -74,6 +74,17 @@ def test_newcomer_finds_vgg16_and_compares_in_three_clicks(page, live_server, ca
     _figures_ready(p, "profile", "stages")
     assert p.eval_on_selector_all("#chosen li", "els => els.map(e => e.dataset.id)") == [
         "vgg16", "googlenet", "mobilenet_v2"]
+    page.assert_clean()
+
+
+def test_catalog_ticks_models_to_compare(page, live_server, cards):
+    p = page.page
+    p.goto(f"{live_server}/")
+    assert not p.locator("#compare-selected").is_visible()
+    for model_id in ("vgg16", "googlenet", "mobilenet_v2"):
+        p.check(f"#catalog input.pick[value='{model_id}']")
+    p.click("#compare-selected")
+    p.wait_for_url(re.compile(r"/compare\?models=vgg16,googlenet,mobilenet_v2$"))
     page.assert_clean()
 
 
