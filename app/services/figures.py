@@ -203,8 +203,7 @@ def stages_figure(items: list[CompareItem]) -> dict[str, Any]:
             })
     return {"data": data, "layout": layout(
         height=640, barmode="group", updatemenus=log_toggle(["yaxis", "yaxis2", "yaxis3"]),
-        xaxis=axis("stage: output stride of the main path (stride 4 at 224×224 input = 56×56), then the head",
-                   anchor="y3"),
+        xaxis=axis("stage: output stride of the main path, then the head", anchor="y3"),
         yaxis=axis("MACs (multiply-adds)", domain=[0.70, 1], rangemode="tozero"),
         yaxis2=axis("parameters (count)", domain=[0.36, 0.64], rangemode="tozero"),
         yaxis3=axis("activations (bytes)", domain=[0, 0.30], rangemode="tozero"),

@@ -49,10 +49,10 @@ def accuracy_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
     })
     return {"data": data, "layout": layout(
         height=620,
-        xaxis=axis("multiply-adds per image (MACs, log scale; FLOPs = 2 × MACs)", type="log"),
+        xaxis=axis("multiply-adds per image (MACs, log scale)<br>FLOPs = 2 × MACs", type="log"),
         yaxis=axis("ImageNet top-1 accuracy (%)"),
-        legend={"orientation": "h", "y": -0.16, "x": 0, "font": {"size": 11}},
-        margin={"l": 70, "r": 20, "t": 20, "b": 60},
+        legend={"orientation": "h", "y": -0.28, "x": 0, "font": {"size": 11}},
+        margin={"l": 70, "r": 20, "t": 20, "b": 70},
     )}
 
 
@@ -68,10 +68,10 @@ def density_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
                          "<br>top-1 %{customdata[5]:.2f}%<br>%{customdata[2]:,} parameters<extra></extra>",
     }], "layout": layout(
         height=16 * len(ordered) + 90, showlegend=False,
-        xaxis=axis("top-1 accuracy (%) per million parameters (log scale)", type="log", side="top",
+        xaxis=axis("top-1 accuracy (%) per million parameters<br>(log scale)", type="log", side="top",
                    tickvals=[0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50], ticktext=["0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50"]),
         yaxis=axis("", tickfont={"size": 10}, automargin=True),
-        margin={"l": 10, "r": 20, "t": 50, "b": 20},
+        margin={"l": 10, "r": 20, "t": 70, "b": 20},
     )}
 
 
