@@ -10,7 +10,7 @@ from plotly.colors import qualitative
 
 from app.schemas import CompareItem, Layer
 from app.services.formulas import ADAPTIVE_POOLS, CONVS, LINEARS, POOLS
-from app.services.layer_stats import TableRow
+from app.services.layer_stats import HEAD, TableRow
 
 PALETTE = qualitative.Plotly  # one colour per compared model
 GRID = "#e3e6ee"
@@ -185,7 +185,7 @@ def stages_figure(items: list[CompareItem]) -> dict[str, Any]:
     order: dict[str, tuple] = {}
     for item in items:
         for stage in item.stages:
-            key = (0, stage.stride) if stage.stride else ((1, 0) if stage.name == "head" else (2, 0))
+            key = (0, stage.stride) if stage.stride else ((1, 0) if stage.name == HEAD else (2, 0))
             order.setdefault(stage.name, key)
     names = sorted(order, key=order.__getitem__)
     data = []

@@ -15,6 +15,7 @@ from app.schemas import Layer, ProfilePoint, Stage, Totals
 from app.services.formulas import CONVS, LINEARS, POOLS
 
 HEAD = "head"
+UNEXECUTED = "not run"
 
 
 @dataclass
@@ -53,7 +54,8 @@ def _stride(input_side: int, side: int) -> int:
 
 def stage_keys(layers: list[Layer], input_shape: list[int]) -> list[str | None]:
     """Each executed row's stage: the output stride of the main path so far,
-    or 'head' once the activations are flat vectors. The main path's size
+    or 'head' once the activations are flat vectors ('not run' for modules
+    idle in eval, like Inception v3's auxiliary head). The main path's size
     changes only at convs and pools that take the current size (a
     squeeze-and-excitation branch at 1x1 does not move it) and at Swin's
     patch merging (channels last)."""
@@ -61,7 +63,10 @@ def stage_keys(layers: list[Layer], input_shape: list[int]) -> list[str | None]:
     current = (height, width)
     keys: list[str | None] = []
     for layer in layers:
-        if not layer.executed or layer.output_shape is None:
+        if not layer.executed:
+            keys.append(UNEXECUTED)
+            continue
+        if layer.output_shape is None:
             keys.append(None)
             continue
         out, inp = layer.output_shape, layer.input_shape
@@ -84,10 +89,13 @@ def stages(layers: list[Layer], input_shape: list[int], totals: Totals) -> list[
     for layer, share, key in zip(layers, shares(layers), stage_keys(layers, input_shape)):
         if key is None or not (layer.is_leaf or share.params or share.macs):
             continue
-        name = key if key == HEAD else key.split(":")[0]
+        name = key if key in (HEAD, UNEXECUTED) else key.split(":")[0]
         if name not in found:
             if key == HEAD:
                 found[name] = Stage(name=HEAD, label="head (flat vectors)", stride=None, height=1, width=1)
+            elif key == UNEXECUTED:
+                found[name] = Stage(name=UNEXECUTED, label="not run in eval (auxiliary head)", stride=None,
+                                    height=0, width=0)
             else:
                 size = key.split(":")[1]
                 h, w = (int(v) for v in size.split("x"))
@@ -122,7 +130,6 @@ def profile(layers: list[Layer], totals: Totals) -> list[ProfilePoint]:
     if (params, macs) != (totals.params, totals.macs):
         points.append(ProfilePoint(depth=depth, path="(outside any module)", params=totals.params, macs=totals.macs))
     return points
-
 
 
 PURE_CONTAINERS = {"Sequential", "ModuleList", "ModuleDict"}

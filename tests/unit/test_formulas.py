@@ -127,6 +127,14 @@ def test_vgg16_stages_put_parameters_in_the_head_and_memory_up_front(cache):
     assert profile(data.layers, data.totals)[-1].depth == 16  # VGG-16: 13 convs + 3 FC
 
 
+def test_inception_v3_aux_head_is_its_own_stage(cache):
+    data = _layers(cache, "inception_v3")
+    by_name = {s.name: s for s in stages(data.layers, data.input_shape, data.totals)}
+    aux = sum(layer.params for layer in data.layers if layer.path == "AuxLogits")
+    assert by_name["not run"].params == aux > 0 and by_name["not run"].macs == 0
+    assert "model" not in by_name
+
+
 def test_swin_stages_follow_patch_merging(cache):
     data = _layers(cache, "swin_t")
     assert [s.label for s in stages(data.layers, data.input_shape, data.totals)][:4] == [
