@@ -61,6 +61,8 @@ def output_size(layer: Layer) -> Formula | None:
     a = layer.attributes
     height, width = layer.input_shape[2], layer.input_shape[3]
     if layer.type in ADAPTIVE_POOLS:
+        if "output_size" not in a:  # e.g. (None, 7): one side follows the input
+            return None
         out = list(_pair(a["output_size"]))
         return Formula(kind="output_size", label="Output size", symbolic="fixed by output_size",
                        expression=f"{height}×{width} → {out[0]}×{out[1]} (the window adapts to the input)",
