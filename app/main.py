@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.routes import charts, zoo
+from app.routes import charts, lab, zoo
 from app.schemas import ERROR_RESPONSES
 from app.services.analysis_cache import AnalysisCache
 from app.templating import install_filters
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
     app.include_router(charts.router, responses=ERROR_RESPONSES)
+    app.include_router(lab.router, responses=ERROR_RESPONSES)
     return app
 
 

@@ -79,6 +79,11 @@ class Layer(BaseModel):
     input_shape: list[int] | None
     executed: bool
     attributes: dict[str, Any]
+    # Receptive field (input pixels one output element sees; for branches the
+    # largest) and jump (input pixels between neighbouring outputs); None where
+    # the output is not a map of the input.
+    receptive_field: int | None = None
+    jump: int | None = None
     formulas: list[Formula] = []
 
 

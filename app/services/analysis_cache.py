@@ -97,7 +97,9 @@ class AnalysisCache:
         return analysis
 
     def warm(self, entries: list[ModelEntry] | None = None) -> WarmupProgress:
-        """Analyse every catalog entry at its own input size, logging progress."""
+        """Analyse every catalog entry at its own input size, logging progress.
+        A shutdown (``stop``) ends the run in progress, not the ones after it."""
+        self._stop.clear()
         entries = entries if entries is not None else list_models()
         progress = self.progress
         progress.total, progress.done, progress.failed, progress.running = len(entries), 0, [], True
