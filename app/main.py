@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.routes import lab, speed, zoo
+from app.routes import charts, lab, speed, zoo
 from app.schemas import ERROR_RESPONSES
 from app.services.analysis_cache import AnalysisCache
 from app.services.speed_jobs import create_speed_jobs
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
+    app.include_router(charts.router, responses=ERROR_RESPONSES)
     app.include_router(lab.router, responses=ERROR_RESPONSES)
     app.include_router(speed.router, responses=ERROR_RESPONSES)
     return app

@@ -29,7 +29,7 @@ from models.meta import flat_leaves, no_gc, run_memoised
 MAX_RESOLUTION = 2048
 
 # Bump when the shape of an Analysis changes: it is part of the cache key.
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3  # 2: receptive field and jump; 3: the bias attribute
 
 # Module hyper-parameters worth showing beside a row (they feed the formulas).
 _ATTRIBUTES = (
@@ -117,6 +117,8 @@ def _attributes(module: nn.Module) -> dict[str, Any]:
             isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value)
         ):
             out[name] = list(value) if isinstance(value, tuple) else value
+    if "bias" in module._parameters:  # registered as None when absent; the params formula needs to know
+        out["bias"] = module._parameters["bias"] is not None
     return out
 
 
