@@ -8,8 +8,11 @@ import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import swagger_ui_bundle
 import torch
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -57,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.analysis_cache.stop()
         app.state.speed_jobs.stop()
 
-    app = FastAPI(title="ConvZoo", version="0.1.0", lifespan=lifespan,
+    # The stock /docs and /redoc load their scripts from a CDN: /docs is served
+    # below from the swagger-ui-bundle package instead, and /redoc is off.
+    app = FastAPI(title="ConvZoo", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Explore convolutional network architectures: shapes, parameters, "
                               "multiply-adds, memory and predictions.")
     app.state.settings = settings
@@ -70,7 +75,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = templates
 
     install_plotly_js()
+    app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title="ConvZoo API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css", swagger_favicon_url="data:,",
+        )
+
     install_error_handlers(app)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
     app.include_router(charts.router, responses=ERROR_RESPONSES)

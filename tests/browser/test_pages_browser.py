@@ -231,3 +231,12 @@ def test_pages_fit_a_phone(page, live_server, cards, name, path):
     assert p.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1
     page.screenshot(f"phone-{name}")
     page.assert_clean()
+
+
+def test_api_docs_load_offline(page, live_server):
+    """Swagger UI from the swagger-ui-bundle package, not a CDN."""
+    page.page.goto(f"{live_server}/docs")
+    page.page.wait_for_selector(".opblock-tag", timeout=20_000)
+    assert page.page.locator(".opblock").count() >= 10
+    page.screenshot("docs")
+    page.assert_clean()
