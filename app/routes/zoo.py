@@ -78,6 +78,8 @@ def _render(request: Request, template: str, context: dict) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def catalog_page(request: Request, cache: Cache) -> HTMLResponse:
+    if cache.progress.running:  # the start-up analysis shows its progress instead of keeping the page waiting
+        return _render(request, "warming.html", {"warmup": cache.progress})
     catalog = catalog_data(cache)
     return _render(request, "catalog.html", {"catalog": catalog, **zoo_pages.catalog_extras(catalog)})
 
