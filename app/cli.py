@@ -1,5 +1,5 @@
 """The ``convzoo`` command: serve the app, print a model's per-layer summary,
-fetch weights."""
+measure models' speed, fetch weights."""
 
 from __future__ import annotations
 
@@ -44,6 +44,65 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 1,8,32; got {text!r}") from None
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import torch
+
+    from app.config import Settings
+    from app.deps import lookup_entry
+    from app.services.speed_jobs import SpeedStore
+    from models.speed import BATCH_SIZES, SpeedConfig, SpeedError, measure
+    from models.speed_backends import device_info
+
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        print(f"convzoo: --device must be cpu, cuda or cuda:N, not {args.device!r}.", file=sys.stderr)
+        return 2
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("convzoo: --device cuda, but torch sees no GPU here.", file=sys.stderr)
+        return 2
+    entries = [lookup_entry(model_id) for model_id in args.model]
+    config = SpeedConfig(batch_sizes=args.batch or BATCH_SIZES, resolution=args.resolution, dtype=args.dtype,
+                         channels_last=args.channels_last, warmup=args.warmup, repeats=args.repeats,
+                         min_repeats=min(3, args.repeats), time_budget_s=args.time_budget)
+    store = None if args.no_save else SpeedStore(Settings().cache_dir, device_info(device))
+    results = []
+    for entry in entries:
+        print(f"measuring {entry.id} on {device} ...", file=sys.stderr)
+        try:
+            result = measure(entry, device, config)
+        except SpeedError as exc:
+            print(f"convzoo: {exc}", file=sys.stderr)
+            return 2
+        if store is not None:
+            store.save(result)
+        results.append(result)
+    if args.format == "json":
+        print(json.dumps({"results": [asdict(r) for r in results]}, indent=1))
+        return 0
+    info = results[0].device
+    print(f"{info.name} ({info.device}, {info.threads} threads), torch {info.torch_version}, {config.variant}")
+    print(f"{'model':<24} {'input':>9} {'batch':>5} {'median ms':>10} {'p90 ms':>9} {'ms/image':>9} "
+          f"{'images/s':>9} {'peak MB':>8}")
+    for result in results:
+        for b in result.batches:
+            peak = "-" if b.peak_memory_bytes is None else f"{b.peak_memory_bytes / 1e6:.1f}"
+            print(f"{result.model_id:<24} {result.input_shape[1]:>4}x{result.input_shape[2]:<4} {b.batch_size:>5} "
+                  f"{b.median_ms:>10.2f} {b.p90_ms:>9.2f} {b.ms_per_image:>9.2f} {b.images_per_s:>9.1f} {peak:>8}")
+        if result.stopped != "completed":
+            print(f"{result.model_id:<24} stopped: {result.stop_detail}")
+    return 0
+
+
 def _weights_fetch(args: argparse.Namespace) -> int:
     from app.deps import lookup_entry
     from models.weights import WeightsError, fetch_weights
@@ -71,6 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--resolution", type=int, default=None, help="square input side in pixels")
     summary.add_argument("--format", choices=("table", "json", "csv"), default="table")
     summary.set_defaults(run=_summary)
+
+    bench = sub.add_parser("bench", help="measure latency, throughput and memory on this machine")
+    bench.add_argument("model", nargs="+", help="model ids, e.g. resnet50 mobilenet_v3_large")
+    bench.add_argument("--batch", type=_batch_sizes, default=None, help="batch sizes, e.g. 1,8,32 (default 1,2,4...64)")
+    bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    bench.add_argument("--format", choices=("table", "json"), default="table")
+    bench.add_argument("--resolution", type=int, default=None, help="square input side (default: the model's own)")
+    bench.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
+    bench.add_argument("--channels-last", action="store_true")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed runs per batch size")
+    bench.add_argument("--repeats", type=int, default=10, help="timed runs per batch size, at most")
+    bench.add_argument("--time-budget", type=float, default=60.0, help="seconds per model; larger batches are skipped")
+    bench.add_argument("--no-save", action="store_true", help="don't add the results to the app's speed cache")
+    bench.set_defaults(run=_bench)
 
     weights = sub.add_parser("weights", help="manage trained weights (torch's hub cache)")
     weights_sub = weights.add_subparsers(dest="weights_command", required=True)

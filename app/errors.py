@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 
 class ApiError(Exception):
@@ -25,6 +26,10 @@ class UnknownModel(ApiError):
 
 class NotFound(ApiError):
     status, code = 404, "not_found"
+
+
+class NotMeasured(ApiError):
+    status, code = 404, "not_measured"
 
 
 class InvalidParameter(ApiError):
@@ -84,6 +89,18 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "Invalid parameter: " + "; ".join(parts) + "."
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request, fallback: str | None) -> str | None:
+    """Every method some route at this path takes: Starlette's 405 names only
+    the first route's, though a path may have a GET route and a POST route."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    allowed = [method for method in _METHODS
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
+    return ", ".join(allowed) if allowed else fallback
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
@@ -98,7 +115,11 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = {404: f"Nothing at {request.url.path}.", 405: "Method not allowed here."}.get(
             exc.status_code, str(exc.detail))
-        return _render(request, exc.status_code, code, message, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            allow = _allowed_methods(request, (headers or {}).get("Allow"))
+            headers = {**(headers or {}), **({"Allow": allow} if allow else {})}
+        return _render(request, exc.status_code, code, message, headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

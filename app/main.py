@@ -8,18 +8,22 @@ import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import swagger_ui_bundle
 import torch
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.routes import predict, zoo
+from app.routes import charts, lab, predict, speed, zoo
 from app.schemas import ERROR_RESPONSES
 from app.services.analysis_cache import AnalysisCache
 from app.services.inference import InferenceWorker
 from app.services.predict import preload_entries
+from app.services.speed_jobs import create_speed_jobs
 from app.templating import install_filters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,14 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.inference.stop()
         app.state.analysis_cache.stop()
+        app.state.speed_jobs.stop()
 
-    app = FastAPI(title="ConvZoo", version="0.1.0", lifespan=lifespan,
+    # The stock /docs and /redoc load their scripts from a CDN: /docs is served
+    # below from the swagger-ui-bundle package instead, and /redoc is off.
+    app = FastAPI(title="ConvZoo", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Explore convolutional network architectures: shapes, parameters, "
                               "multiply-adds, memory and predictions.")
     app.state.settings = settings
     app.state.logger = logger
     app.state.device = resolve_device(settings.device)
     app.state.analysis_cache = AnalysisCache(settings.cache_dir)
+    app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
     app.state.inference = InferenceWorker(
         app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
         max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads)
@@ -74,9 +82,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = templates
 
     install_plotly_js()
+    app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title="ConvZoo API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css", swagger_favicon_url="data:,",
+        )
+
     install_error_handlers(app)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
+    app.include_router(charts.router, responses=ERROR_RESPONSES)
+    app.include_router(lab.router, responses=ERROR_RESPONSES)
+    app.include_router(speed.router, responses=ERROR_RESPONSES)
     app.include_router(predict.router, responses=ERROR_RESPONSES)
     return app
 

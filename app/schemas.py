@@ -55,6 +55,16 @@ class Totals(BaseModel):
     param_bytes: int
 
 
+class Formula(BaseModel):
+    """A course formula with one layer's numbers filled in (app.services.formulas)."""
+    kind: Literal["output_size", "params", "macs"]
+    label: str
+    symbolic: str  # e.g. "(W − F + 2P)/S + 1"
+    expression: str  # e.g. "(227 − 11 + 2·0)/4 + 1 = 55"
+    value: int | list[int]  # [H_out, W_out] for output_size
+    note: str | None = None
+
+
 class Layer(BaseModel):
     path: str
     type: str
@@ -69,6 +79,12 @@ class Layer(BaseModel):
     input_shape: list[int] | None
     executed: bool
     attributes: dict[str, Any]
+    # Receptive field (input pixels one output element sees; for branches the
+    # largest) and jump (input pixels between neighbouring outputs); None where
+    # the output is not a map of the input.
+    receptive_field: int | None = None
+    jump: int | None = None
+    formulas: list[Formula] = []
 
 
 class LayersResponse(BaseModel):
@@ -78,10 +94,33 @@ class LayersResponse(BaseModel):
     layers: list[Layer]
 
 
+class Stage(BaseModel):
+    """Cost at one output stride of the main path (app.services.layer_stats)."""
+    name: str  # "stride 4" or "head"
+    label: str  # "stride 4 · 56×56"
+    stride: int | None
+    height: int
+    width: int
+    params: int = 0
+    macs: int = 0
+    activation_bytes: int = 0
+    layers: int = 0  # leaf modules
+
+
+class ProfilePoint(BaseModel):
+    depth: int  # conv and linear modules run so far
+    path: str
+    params: int  # running totals
+    macs: int
+
+
 class ModelDetail(ModelCard):
     totals: Totals
     flops: int  # 2 x MACs
     training_activation_bytes_estimate: int  # forward activations kept for backward, plus their gradients
+    # Extensions: the input analysed (?resolution=N) and the cost per stage.
+    input_shape: list[int] = []
+    stages: list[Stage] = []
 
 
 class CatalogResponse(BaseModel):
@@ -90,6 +129,10 @@ class CatalogResponse(BaseModel):
 
 class CompareItem(ModelCard):
     totals: Totals
+    # Extensions: what the compare page plots.
+    input_shape: list[int] = []
+    stages: list[Stage] = []
+    profile: list[ProfilePoint] = []
 
 
 class CompareResponse(BaseModel):
@@ -109,3 +152,39 @@ class Health(BaseModel):
     device: str
     versions: dict[str, str]
     warmup: WarmupStatus
+
+
+class AccuracyPoint(BaseModel):
+    id: str
+    name: str
+    family: str
+    year: int
+    params: int
+    macs: int
+    top1: float
+    top5: float | None
+    accuracy_source: str | None
+    top1_per_mparams: float  # top-1 (%) per million parameters (Canziani et al. 2016)
+    pareto: bool  # no other model is as accurate for fewer MACs
+
+
+class WithoutAccuracy(BaseModel):
+    id: str
+    name: str
+    family: str
+    reason: str | None  # the citation saying why there is no ImageNet figure
+
+
+class IlsvrcEntry(BaseModel):
+    year: int | None
+    entry: str
+    kind: Literal["winner", "runner_up", "human"]
+    top5_error: float  # percent
+    layers: int | None
+    citation: str
+
+
+class AccuracyChart(BaseModel):
+    points: list[AccuracyPoint]
+    without_accuracy: list[WithoutAccuracy]
+    ilsvrc: list[IlsvrcEntry]

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
+from models import receptive_field
 from models.meta import flat_leaves, no_gc, run_memoised
 
 # Inputs past this side length are refused: nothing in the zoo was trained
@@ -28,7 +29,7 @@ from models.meta import flat_leaves, no_gc, run_memoised
 MAX_RESOLUTION = 2048
 
 # Bump when the shape of an Analysis changes: it is part of the cache key.
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 3  # 2: receptive field and jump; 3: the bias attribute
 
 # Module hyper-parameters worth showing beside a row (they feed the formulas).
 _ATTRIBUTES = (
@@ -51,6 +52,10 @@ class LayerRow:
     activation_elements: int = 0
     executed: bool = True
     attributes: dict[str, Any] = field(default_factory=dict)
+    # Input pixels one output element sees, and input pixels between neighbouring
+    # elements (models/receptive_field.py); None where the output is not a map of the input.
+    receptive_field: int | None = None
+    jump: int | None = None
 
 
 @dataclass
@@ -112,6 +117,8 @@ def _attributes(module: nn.Module) -> dict[str, Any]:
             isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value)
         ):
             out[name] = list(value) if isinstance(value, tuple) else value
+    if "bias" in module._parameters:  # registered as None when absent; the params formula needs to know
+        out["bias"] = module._parameters["bias"] is not None
     return out
 
 
@@ -128,6 +135,7 @@ class _Tracer(TorchDispatchMode):
         kwargs = kwargs or {}
         leaves = flat_leaves(kwargs, flat_leaves(args, []))
         out = run_memoised(func, args, kwargs, leaves)
+        receptive_field.propagate(func, args, leaves, out)
         self.used_storages.update(_storage_key(t) for t in leaves if isinstance(t, torch.Tensor))
         formula = flop_registry.get(func._overloadpacket)
         if formula is not None:
@@ -180,6 +188,7 @@ def _hooks(model: nn.Module, tracer: _Tracer, rows: list[LayerRow],
             row = row_stack.pop()
             tracer.stack.pop()
             row.output_shape = _first_shape(output)
+            row.receptive_field, row.jump = receptive_field.of(output) or (None, None)
             if is_leaf:
                 on_leaf_output(output, tracer.stack + [row])
 
@@ -243,6 +252,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
     rows: list[LayerRow] = []
     tracer = _Tracer()
     x = torch.empty(input_shape, device=device, dtype=dtype)
+    receptive_field.seed(x)
     seen = {_storage_key(x)}
     element_size = x.element_size()
     activation = {"elements": x.numel()}

@@ -100,6 +100,7 @@ class PageWatch:
         self.base_url = base_url
         self.console_errors: list[str] = []
         self.foreign_requests: list[str] = []
+        self.expected_errors: list[str] = []
         page.on("console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text))
         page.on("pageerror", lambda exc: self.console_errors.append(str(exc)))
         page.on("request", self._on_request)
@@ -109,8 +110,14 @@ class PageWatch:
         if not (url.startswith(self.base_url) or url.startswith("data:") or url.startswith("blob:")):
             self.foreign_requests.append(url)
 
+    def expect_console_error(self, text: str) -> None:
+        """Allow console errors containing ``text`` in this test only, e.g.
+        Chromium's "Failed to load resource: ... 404" for a 404 page."""
+        self.expected_errors.append(text)
+
     def assert_clean(self) -> None:
-        assert self.console_errors == [], self.console_errors
+        unexpected = [e for e in self.console_errors if not any(x in e for x in self.expected_errors)]
+        assert unexpected == [], unexpected
         assert self.foreign_requests == [], self.foreign_requests
 
     def screenshot(self, name: str) -> Path:

@@ -1,21 +1,24 @@
-"""Health, catalog, model card, per-layer analysis and compare: JSON API.
-
-The page routes for these live beside them (see pages in the same family)."""
+"""Health, catalog, model card, per-layer analysis and compare: the JSON API
+and, beside each, its page (/, /models/{id}, /compare)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import timm
 import torch
 import torchvision
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import get_cache, lookup_entry
+from app.errors import InvalidParameter
 from app.schemas import CatalogResponse, CompareResponse, Health, LayersResponse, ModelDetail, WarmupStatus
+from app.services import zoo_pages
 from app.services.analysis_cache import AnalysisCache
-from app.services.zoo import (MODEL_LIST_PATTERN, catalog_data, compare_data, layers_data, model_data,
-                              parse_model_list)
+from app.services.zoo import (MAX_COMPARE, MODEL_LIST_PATTERN, catalog_data, compare_data, layers_csv, layers_data,
+                              model_data, parse_model_list)
 from models.analysis import MAX_RESOLUTION
 
 router = APIRouter()
@@ -58,3 +61,44 @@ ModelList = Annotated[str, Query(pattern=MODEL_LIST_PATTERN,
 @router.get("/api/compare", response_model=CompareResponse)
 def api_compare(cache: Cache, models: ModelList) -> CompareResponse:
     return compare_data(cache, [lookup_entry(model_id) for model_id in parse_model_list(models)])
+
+
+@router.get("/api/models/{model_id}/layers.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {}}, "description": "The per-layer table as CSV."}})
+def api_layers_csv(model_id: str, cache: Cache, resolution: Resolution = None) -> Response:
+    data = layers_data(cache, lookup_entry(model_id), resolution)
+    name = f"{data.id}-{data.input_shape[2]}x{data.input_shape[3]}-layers.csv"
+    return Response(layers_csv(data), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _render(request: Request, template: str, context: dict) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, template, context)
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def catalog_page(request: Request, cache: Cache) -> HTMLResponse:
+    if cache.progress.running:  # the start-up analysis shows its progress instead of keeping the page waiting
+        return _render(request, "warming.html", {"warmup": cache.progress})
+    catalog = catalog_data(cache)
+    return _render(request, "catalog.html", {"catalog": catalog, **zoo_pages.catalog_extras(catalog)})
+
+
+@router.get("/models/{model_id}", response_class=HTMLResponse, include_in_schema=False)
+def model_page(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> HTMLResponse:
+    entry = lookup_entry(model_id)
+    model, layers = model_data(cache, entry, resolution), layers_data(cache, entry, resolution)
+    return _render(request, "model.html", {"model": model, "layers": layers, "resolution": resolution,
+                                           **zoo_pages.model_extras(model, layers)})
+
+
+@router.get("/compare", response_class=HTMLResponse, include_in_schema=False)
+def compare_page(request: Request, cache: Cache, models: str | None = None, add: str | None = None) -> Response:
+    if add:  # the page's "add a model" form: back to the canonical address
+        ids = [m for m in (models or "").split(",") if m.strip()] + [lookup_entry(add).id]
+        return RedirectResponse(f"/compare?models={','.join(dict.fromkeys(ids))}", status_code=303)
+    if models and not re.fullmatch(MODEL_LIST_PATTERN, models):
+        raise InvalidParameter(f"models must be 1 to {MAX_COMPARE} model ids separated by commas, "
+                               "e.g. models=vgg16,googlenet,mobilenet_v2.")
+    compare = compare_data(cache, [lookup_entry(m) for m in parse_model_list(models)]) if models else None
+    return _render(request, "compare.html", {"compare": compare, **zoo_pages.compare_extras(compare)})

@@ -51,6 +51,7 @@ class AnalysisCache:
         self.traces = 0  # how many analyses were actually computed (tests read it)
         self.progress = WarmupProgress()
         self._stop = threading.Event()
+        self._warmup_thread: threading.Thread | None = None
 
     def path_for(self, entry: ModelEntry, resolution: int | None) -> Path:
         _, _, height, width = input_shape_for(entry, resolution)
@@ -96,14 +97,15 @@ class AnalysisCache:
         tmp.replace(path)  # atomic: a reader never sees half a file
         return analysis
 
-    def warm(self, entries: list[ModelEntry] | None = None) -> WarmupProgress:
-        """Analyse every catalog entry at its own input size, logging progress."""
+    def warm(self, entries: list[ModelEntry] | None = None, stop: threading.Event | None = None) -> WarmupProgress:
+        """Analyse every catalog entry at its own input size, logging progress;
+        ``stop`` (the background run's) ends it between two models."""
         entries = entries if entries is not None else list_models()
         progress = self.progress
         progress.total, progress.done, progress.failed, progress.running = len(entries), 0, [], True
         start = time.perf_counter()
         for entry in entries:
-            if self._stop.is_set():
+            if stop is not None and stop.is_set():
                 break
             progress.current = entry.id
             try:
@@ -120,9 +122,18 @@ class AnalysisCache:
         return progress
 
     def start_warmup(self) -> threading.Thread:
-        thread = threading.Thread(target=self.warm, name="convzoo-warmup", daemon=True)
+        """Warm in the background; progress reads as running from this call on."""
+        entries = list_models()
+        self.progress.total, self.progress.done, self.progress.running = len(entries), 0, True
+        self._stop.clear()
+        thread = threading.Thread(target=self.warm, args=(entries, self._stop), name="convzoo-warmup", daemon=True)
         thread.start()
+        self._warmup_thread = thread
         return thread
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 60) -> None:
+        """End the background warm-up after the model in hand (a thread killed
+        inside torch at interpreter exit aborts the process)."""
         self._stop.set()
+        if self._warmup_thread is not None:
+            self._warmup_thread.join(timeout_s)

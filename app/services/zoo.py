@@ -9,6 +9,8 @@ from app.errors import InvalidParameter
 from app.schemas import (CatalogResponse, CompareItem, CompareResponse, Layer, LayersResponse, ModelCard,
                          ModelDetail, Totals)
 from app.services.analysis_cache import AnalysisCache
+from app.services.formulas import layer_formulas
+from app.services.layer_stats import profile, stages
 from models.analysis import Analysis, AnalysisError
 from models.catalog import ModelEntry
 from models.registry import list_models
@@ -40,12 +42,20 @@ def catalog_data(cache: AnalysisCache) -> CatalogResponse:
     return CatalogResponse(models=[card(cache, entry) for entry in list_models()])
 
 
+def _layers(analysis: Analysis) -> list[Layer]:
+    layers = [Layer(**asdict(row)) for row in analysis.layers]
+    for layer in layers:
+        layer.formulas = layer_formulas(layer)
+    return layers
+
+
 def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> ModelDetail:
     analysis = analysis_for(cache, entry, resolution)
     totals = Totals(**asdict(analysis.totals))
     return ModelDetail(
         **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=2 * totals.activation_bytes,
+        input_shape=analysis.input_shape, stages=stages(_layers(analysis), analysis.input_shape, totals),
     )
 
 
@@ -53,7 +63,7 @@ def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None 
     analysis = analysis_for(cache, entry, resolution)
     return LayersResponse(
         id=entry.id, input_shape=analysis.input_shape, totals=Totals(**asdict(analysis.totals)),
-        layers=[Layer(**asdict(row)) for row in analysis.layers],
+        layers=_layers(analysis),
     )
 
 
@@ -65,11 +75,16 @@ def parse_model_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",")]
 
 
+def compare_item(cache: AnalysisCache, entry: ModelEntry) -> CompareItem:
+    analysis = cache.get(entry)
+    totals = Totals(**asdict(analysis.totals))
+    layers = _layers(analysis)
+    return CompareItem(**card(cache, entry).model_dump(), totals=totals, input_shape=analysis.input_shape,
+                       stages=stages(layers, analysis.input_shape, totals), profile=profile(layers, totals))
+
+
 def compare_data(cache: AnalysisCache, entries: list[ModelEntry]) -> CompareResponse:
-    return CompareResponse(models=[
-        CompareItem(**card(cache, entry).model_dump(), totals=Totals(**asdict(cache.get(entry).totals)))
-        for entry in entries
-    ])
+    return CompareResponse(models=[compare_item(cache, entry) for entry in entries])
 
 
 LAYER_CSV_COLUMNS = ("path", "type", "depth", "is_leaf", "executed", "output_shape", "params", "macs",

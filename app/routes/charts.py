@@ -1,0 +1,32 @@
+"""Complexity against accuracy: /charts/accuracy and its twin /api/charts/accuracy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from app.deps import get_cache
+from app.schemas import AccuracyChart
+from app.services.analysis_cache import AnalysisCache
+from app.services.charts import accuracy_chart_data
+from app.services.figures_charts import accuracy_figure, density_figure, ilsvrc_figure
+
+router = APIRouter()
+
+Cache = Annotated[AnalysisCache, Depends(get_cache)]
+
+
+@router.get("/api/charts/accuracy", response_model=AccuracyChart)
+def api_accuracy_chart(cache: Cache) -> AccuracyChart:
+    return accuracy_chart_data(cache)
+
+
+@router.get("/charts/accuracy", response_class=HTMLResponse, include_in_schema=False)
+def accuracy_chart_page(request: Request, cache: Cache) -> HTMLResponse:
+    chart = accuracy_chart_data(cache)
+    figures = {"accuracy": accuracy_figure(chart.points), "density": density_figure(chart.points),
+               "ilsvrc": ilsvrc_figure(chart.ilsvrc)}
+    return request.app.state.templates.TemplateResponse(
+        request, "charts_accuracy.html", {"chart": chart, "figures": figures})

@@ -1,0 +1,187 @@
+// The lab page: each section's form asks its /api/lab endpoint and redraws from
+// the JSON. No numbers are computed here beyond formatting; figures come built.
+"use strict";
+
+(function () {
+  const fmt = (n) => Number(n).toLocaleString("en-US");
+  const ratio = (x) => Number(x).toFixed(2);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v; else node.setAttribute(k, v);
+    }
+    for (const child of children) node.append(child instanceof Node ? child : String(child));
+    return node;
+  }
+
+  function table(head, rows, totalRows) {
+    const thead = el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h))));
+    const body = el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => c instanceof Node ? c : el("td", {}, c)))));
+    const foot = el("tfoot", {}, ...(totalRows || []).map((r) => el("tr", {}, ...r.map((c) => c instanceof Node ? c : el("td", {}, c)))));
+    return el("table", { class: "lab-table" }, thead, body, foot);
+  }
+
+  const cell = (field, value) => el("td", { "data-field": field }, value);
+
+  function fill(section, slot, ...nodes) {
+    section.querySelector(`[data-slot="${slot}"]`).replaceChildren(...nodes);
+  }
+
+  function drawFigure(section, figure) {
+    const div = section.querySelector('[data-slot="chart"]');
+    if (div && window.Plotly) {
+      Plotly.react(div, figure.data, figure.layout, { displayModeBar: false, responsive: true });
+    }
+  }
+
+  function inceptionTable(result, prefix) {
+    const rows = [];
+    for (const branch of result.branches) {
+      for (const layer of branch.layers) {
+        rows.push([branch.name, layer.kind, `${layer.in_channels} → ${layer.out_channels}`,
+          fmt(layer.weights), fmt(layer.biases), fmt(layer.macs)]);
+      }
+    }
+    const t = result.total;
+    const [c, h, w] = result.output_shape;
+    return [
+      table(["branch", "layer", "channels", "weights", "biases", "MACs"], rows, [[
+        el("th", {}, "total"), "", cell(`${prefix}-channels`, `${result.input_shape[0]} → ${c}`),
+        cell(`${prefix}-weights`, fmt(t.weights)), cell(`${prefix}-biases`, fmt(t.biases)),
+        cell(`${prefix}-macs`, fmt(t.macs))]]),
+      el("p", { class: "muted" }, `Output ${h} x ${w} x ${c}; branches give `,
+        result.branches.map((b) => `${b.name}: ${b.output_channels}`).join(", "), " channels."),
+    ];
+  }
+
+  const RENDER = {
+    bottleneck(section, d) {
+      fill(section, "naive", ...inceptionTable(d.naive, "naive"));
+      fill(section, "reduced", ...inceptionTable(d.reduced, "reduced"));
+      fill(section, "summary", `The reductions cut weights ${ratio(d.weights_ratio)}x and multiply-adds `,
+        `${ratio(d.macs_ratio)}x; output depth ${d.naive.output_shape[0]} (naive) vs ${d.reduced.output_shape[0]}.`);
+      drawFigure(section, d.figure);
+    },
+    "output-size"(section, d) {
+      fill(section, "output", String(d.output));
+      fill(section, "torch", `(PyTorch on a ${d.size} x ${d.size} input gives ${d.torch_output} x ${d.torch_output})`);
+      fill(section, "steps", ...d.steps.map((s) => el("li", {}, s)));
+    },
+    "receptive-field"(section, d) {
+      const row = (v, key) => [v.name, cell(`${key}-rf`, `${v.receptive_field} x ${v.receptive_field}`),
+        v.receptive_fields.join(" → "), cell(`${key}-weights`, fmt(v.weights)), fmt(v.macs), String(v.nonlinearities)];
+      fill(section, "table", table(["layers", "receptive field", "after each layer", "weights", "MACs", "non-linearities"],
+        [row(d.stack, "stack"), row(d.single, "single")]));
+      fill(section, "summary", `For D = ${d.channels}: one ${d.single.receptive_field}x${d.single.receptive_field} `,
+        `layer holds ${ratio(d.weights_ratio)}x the weights of ${d.layers} stacked ${d.kernel}x${d.kernel} layers `,
+        `(${fmt(d.single.weights)} vs ${fmt(d.stack.weights)}).`);
+    },
+    "receptive-growth"(section, d) {
+      const last = d.points[d.points.length - 1];
+      const map = [...d.points].reverse().find((p) => p.output_shape && p.output_shape.length === 4) || last;
+      const link = el("a", { href: `/models/${d.model}` }, d.name);
+      fill(section, "summary", link, `: each cell of its last feature map (${map.path}) sees `,
+        `${map.receptive_field} x ${map.receptive_field} input pixels, neighbours ${map.jump} pixels apart; `,
+        `its final output sees ${last.receptive_field} x ${last.receptive_field} (the input is `,
+        `${d.input_size} x ${d.input_size}). ${d.points.length} layers widen the view.`);
+      fill(section, "table", table(["layer", "type", "output", "receptive field", "jump"], d.points.map((p) => [
+        p.path, p.type, p.output_shape ? p.output_shape.slice(1).join(" x ") : "—",
+        cell(`rf-${p.path}`, String(p.receptive_field)), cell(`jump-${p.path}`, String(p.jump))])));
+      drawFigure(section, d.figure);
+    },
+    factorised(section, d) {
+      const base = d.variants[0];
+      const rows = d.variants.map((v, i) => [v.name, v.layers.map((l) => l.kind).join(" + "),
+        cell(`variant${i}-weights`, fmt(v.weights)), fmt(v.macs), `${v.receptive_field} x ${v.receptive_field}`,
+        i === 0 ? "—" : `${Math.round(100 * (1 - v.weights / base.weights))}% fewer weights`]);
+      fill(section, "table", table(["variant", "layers", "weights", "MACs", "receptive field", "saving"], rows));
+    },
+    separable(section, d) {
+      const [n, m, k] = [d.in_channels, d.out_channels, d.kernel];
+      fill(section, "table", table(["layer", "weights", "formula", "MACs"], [
+        ["standard", cell("standard-weights", fmt(d.standard.weights)), `N·K·K·M = ${n}·${k}·${k}·${m}`, fmt(d.standard.macs)],
+        ["depthwise + pointwise", cell("separable-weights", fmt(d.separable.weights)),
+          `N·(K·K + M) = ${n}·(${k}·${k} + ${m})`, fmt(d.separable.macs)],
+      ]));
+      fill(section, "summary", `Separable / standard: ${Number(d.weights_ratio).toFixed(4)} of the weights and `,
+        `${Number(d.macs_ratio).toFixed(4)} of the multiply-adds (1/M + 1/K² = ${(1 / m + 1 / (k * k)).toFixed(4)}).`);
+    },
+    mobilenet(section, d) {
+      const at = (m, r) => d.cells.find((c) => c.multiplier === m && c.resolution === r);
+      const name = (m) => (Number.isInteger(m) ? m.toFixed(1) : String(m));
+      const rows = d.multipliers.map((m) => [`width ${name(m)}`, cell(`params-${name(m)}`, fmt(at(m, d.resolutions[0]).params)),
+        ...d.resolutions.map((r) => cell(`macs-${name(m)}-${r}`, fmt(at(m, r).macs)))]);
+      fill(section, "table", table(["width multiplier", "params", ...d.resolutions.map((r) => `MACs at ${r}`)], rows));
+      drawFigure(section, d.figure);
+    },
+  };
+
+  function query(form) {
+    const params = new URLSearchParams();
+    for (const input of form.querySelectorAll("input, select")) {
+      params.set(input.name, input.type === "checkbox" ? String(input.checked) : input.value);
+    }
+    return params;
+  }
+
+  function showError(section, message) {
+    const box = section.querySelector(".lab-error");
+    box.hidden = !message;
+    box.textContent = message || "";
+    section.classList.toggle("lab-stale", Boolean(message));
+  }
+
+  function wire(section) {
+    const form = section.querySelector("form");
+    if (!form) return;
+    let timer = null;
+    let latest = 0;
+    async function update() {
+      const ticket = ++latest;
+      let body;
+      let ok = false;
+      try {
+        const response = await fetch(`${section.dataset.endpoint}?${query(form)}`, { headers: { Accept: "application/json" } });
+        ok = response.ok;
+        body = await response.json();
+      } catch (err) {
+        body = { error: { message: "The server could not be reached; try again." } };
+      }
+      if (ticket !== latest) return; // a newer request is on its way
+      if (!ok) {
+        showError(section, (body.error && body.error.message) || "That input was refused.");
+        return;
+      }
+      showError(section, "");
+      RENDER[section.id](section, body);
+      section.dataset.updated = String(ticket);
+    }
+    const later = () => { clearTimeout(timer); timer = setTimeout(update, 200); };
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+    form.addEventListener("submit", (e) => { e.preventDefault(); update(); });
+    for (const button of form.querySelectorAll("[data-preset]")) {
+      button.addEventListener("click", () => {
+        for (const [name, value] of Object.entries(JSON.parse(button.dataset.preset))) {
+          const input = form.elements[name];
+          if (!input) continue;
+          if (input.type === "checkbox") input.checked = Boolean(value); else input.value = value;
+        }
+        clearTimeout(timer);
+        update();
+      });
+    }
+  }
+
+  const data = JSON.parse(document.getElementById("lab-data").textContent);
+  const initial = {
+    bottleneck: data.bottleneck, "output-size": data.output_size, "receptive-field": data.receptive_field,
+    "receptive-growth": data.growth,
+    factorised: data.factorised, separable: data.separable, mobilenet: data.mobilenet,
+  };
+  for (const section of document.querySelectorAll(".lab-section")) {
+    RENDER[section.id](section, initial[section.id]);
+    wire(section);
+  }
+})();

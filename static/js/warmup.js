@@ -1,0 +1,18 @@
+// Follows the start-up analysis through /api/health and opens the catalog when it is done.
+(function () {
+  const bar = document.getElementById("warmup-progress");
+  const done = document.getElementById("warmup-done");
+  const current = document.getElementById("warmup-current");
+  async function poll() {
+    try {
+      const health = await (await fetch("/api/health")).json();
+      const w = health.warmup;
+      bar.value = w.done;
+      done.textContent = w.done;
+      current.textContent = w.current ? " — now " + w.current : "";
+      if (!w.running) { window.location.reload(); return; }
+    } catch (err) { /* the server may be restarting: try again */ }
+    setTimeout(poll, 500);
+  }
+  setTimeout(poll, 500);
+})();

@@ -1,0 +1,18 @@
+"""While the start-up analysis runs, / shows its progress instead of waiting."""
+
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+
+
+def test_catalog_page_shows_warmup_progress(tmp_path):
+    app = create_app(Settings(cache_dir=tmp_path, warm_cache=True, device="cpu"))
+    with TestClient(app) as client:  # the lifespan starts the warm-up
+        response = client.get("/")
+        assert response.status_code == 200
+        assert response.template.name == "warming.html"
+        progress = response.context["warmup"]
+        health = client.get("/api/health").json()["warmup"]
+        assert health["running"] and health["total"] == progress.total == 92
+        assert "models analysed" in response.text and "/static/js/warmup.js" in response.text
