@@ -1,0 +1,139 @@
+"""Under concurrency and hostile uploads, through a real server on loopback:
+simultaneous predictions across two models answer exactly what the same
+requests answer one at a time, and fuzzed uploads never get a 5xx, never hang
+past the client's timeout, and leave the server answering /api/health."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import torch
+import torchvision
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from PIL import Image
+
+from app.main import create_app
+from models.registry import get_entry
+from models.weights import torchvision_checkpoint_path
+from tests.conftest import make_settings, serving
+
+TIMEOUT_S = 30
+ANSWERS = {200, 400, 413, 415, 422}
+
+
+@pytest.fixture(scope="module")
+def two_model_server(tmp_path_factory, photos):
+    """A server where efficientnet_lite0 (packaged) and squeezenet1_1 (weights
+    the test writes into a temporary TORCH_HOME) can both predict."""
+    torch_home = tmp_path_factory.mktemp("torch")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TORCH_HOME", str(torch_home))
+    torch.manual_seed(0)
+    path = torchvision_checkpoint_path(get_entry("squeezenet1_1"))
+    path.parent.mkdir(parents=True)
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), path)
+    app = create_app(make_settings(max_batch_size=8, max_queue=64, loaded_models=2))
+    with serving(app) as base_url:
+        yield base_url
+    patch.undo()
+
+
+def _predict(base_url: str, model: str, data: bytes) -> dict:
+    response = httpx.post(f"{base_url}/api/predict", files={"file": ("photo", data)}, data={"model": model},
+                          timeout=TIMEOUT_S)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_32_simultaneous_predictions_across_two_models_equal_one_at_a_time(two_model_server, photos):
+    names = ["chelsea", "coffee", "rocket", "grace_hopper", "astronaut", "motorcycle", "camera", "chelsea"]
+    requests = [(model, photos[name].read_bytes()) for model in ("efficientnet_lite0", "squeezenet1_1")
+                for name in names] * 2
+    assert len(requests) == 32
+    alone = [_predict(two_model_server, model, data) for model, data in requests]
+    before = httpx.get(f"{two_model_server}/api/predict/worker").json()["batch_sizes"]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        together = list(pool.map(lambda r: _predict(two_model_server, *r), requests))
+    after = httpx.get(f"{two_model_server}/api/predict/worker").json()["batch_sizes"]
+    formed = {int(size): after[size] - before.get(size, 0) for size in after}
+    assert any(size > 1 and count > 0 for size, count in formed.items()), formed  # requests really were batched
+    for single, batched in zip(alone, together):
+        assert batched["model"] == single["model"]
+        assert [p["index"] for p in batched["predictions"]] == [p["index"] for p in single["predictions"]]
+        assert [p["label"] for p in batched["predictions"]] == [p["label"] for p in single["predictions"]]
+        # A batch runs other GEMM blockings than one image: the same numbers to float32 rounding.
+        assert [p["probability"] for p in batched["predictions"]] == pytest.approx(
+            [p["probability"] for p in single["predictions"]], abs=1e-5)
+
+
+# -- fuzzing the upload path ------------------------------------------------------
+
+def _thumbnail(photo, fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.open(photo).convert("RGB").resize((48, 32)).save(out, fmt)
+    return out.getvalue()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares any size, with valid CRCs, and one tiny IDAT."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _gif_header(width: int, height: int) -> bytes:
+    return b"GIF89a" + struct.pack("<HH", width, height) + b"\x00\x00\x00" + b"\x2c" + b"\x00" * 9 + b"\x3b"
+
+
+@pytest.fixture(scope="module")
+def fuzz_server():
+    app = create_app(make_settings(max_upload_bytes=2 * 1024 * 1024, max_image_pixels=4_000_000))
+    with serving(app) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def seeds(photos) -> list[bytes]:
+    return [_thumbnail(photos["chelsea"], "PNG"), _thumbnail(photos["coffee"], "JPEG"),
+            _thumbnail(photos["rocket"], "GIF"), _thumbnail(photos["astronaut"], "WEBP"),
+            _thumbnail(photos["camera"], "BMP"), _thumbnail(photos["motorcycle"], "TIFF")]
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
+    buffer = bytearray(data)
+    for position, value in edits:
+        buffer[position % len(buffer)] = value
+    return bytes(buffer[:cut] if cut else buffer)
+
+
+uploads = st.one_of(
+    st.binary(max_size=4096).map(lambda b: ("random", b)),
+    st.tuples(st.integers(0, 5), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=12),
+              st.one_of(st.none(), st.integers(1, 5000))).map(lambda t: ("mutated", t)),
+    st.tuples(st.integers(1, 2**31 - 1), st.integers(1, 2**31 - 1)).map(lambda wh: ("png", _png_header(*wh))),
+    st.tuples(st.integers(1, 65535), st.integers(1, 65535)).map(lambda wh: ("gif", _gif_header(*wh))),
+)
+content_types = st.sampled_from(["image/png", "image/jpeg", "text/plain", "application/octet-stream",
+                                 "image/svg+xml", "multipart/form-data", ""])
+
+
+@given(upload=uploads, content_type=content_types, topk=st.sampled_from([None, "1", "5", "10"]))
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_fuzzed_uploads_never_break_the_server(fuzz_server, seeds, upload, content_type, topk):
+    kind, payload = upload
+    if kind == "mutated":
+        seed_index, edits, cut = payload
+        payload = _mutate(seeds[seed_index], edits, cut)
+    fields = {"topk": topk} if topk else {}
+    response = httpx.post(f"{fuzz_server}/api/predict", files={"file": ("upload", payload, content_type)},
+                          data=fields, timeout=TIMEOUT_S)
+    assert response.status_code in ANSWERS, (kind, response.status_code, response.text[:200])
+    if response.status_code != 200:
+        assert response.json()["error"]["code"] in {"invalid_image", "too_large", "invalid_parameter"}
+    assert httpx.get(f"{fuzz_server}/api/health", timeout=TIMEOUT_S).status_code == 200
