@@ -4,6 +4,7 @@ model (from the analysis cache)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import BaseModel
@@ -81,8 +82,12 @@ LINKS = {
 }
 
 
+@functools.cache
 def lab_data(cache: AnalysisCache) -> LabPage:
-    """Every lesson at its first preset: the page's initial state and /api/lab."""
+    """Every lesson at its first preset: the page's initial state and /api/lab.
+    Pure given the cache's library versions, so computed once per app: the
+    twenty small analyses behind it would otherwise queue behind every other
+    request for the interpreter under load."""
     presets = inception_presets()
     return LabPage(
         bottleneck=bottleneck_data(**presets[0].params),
