@@ -123,7 +123,9 @@ _FAST_RULES = {aten.native_batch_norm.default: _batch_norm_on_meta, aten.cat.def
 
 def run_memoised(func, args, kwargs, leaves: list):
     kind = _output_kind(func)
-    if kind is None or not all(not isinstance(t, torch.Tensor) or t.is_meta for t in leaves):
+    tensors = [t for t in leaves if isinstance(t, torch.Tensor)]
+    # Factory ops (no tensor in) have fast C++ meta kernels; real tensors run for real.
+    if kind is None or not tensors or not all(t.is_meta for t in tensors):
         return func(*args, **kwargs)
     if kind == "inplace":
         target = _inplace_on_meta(func, args, leaves)

@@ -1,0 +1,66 @@
+"""Markdown tables of the last benchmark results (bench/results/*.json), for
+README.md's Performance section: the figures are pasted from here, never typed.
+
+    .venv/bin/python bench/report.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def analysis() -> str:
+    data = json.loads((RESULTS / "analysis.json").read_text())
+    rows = [[r["model"], f"{r['cold_ms']:.1f}", f"{r['trace_ms']:.1f}", f"{r['disk_cached_ms']:.2f}",
+             f"{r['torchinfo_ms']:.1f}", f"{r['cold_vs_torchinfo']:.2f}", f"{r['params']:,}",
+             f"{r['meta_params']:,}", f"{r['macs'] / 1e9:.3f}", f"{r['meta_gmacs']:.3f}",
+             f"{r['torchinfo_macs'] / 1e9:.3f}"] for r in data["rows"]]
+    return table(["model", "cold ms", "trace ms", "cached ms (disk)", "torchinfo ms", "cold / torchinfo",
+                  "params", "torchvision params", "GMACs", "torchvision GMACs", "torchinfo GMACs"], rows) + (
+        f"\n\nMedians of {data['repeats']} runs; torch {data['machine']['torch']}, "
+        f"{data['machine']['threads']} threads.")
+
+
+def predict() -> str:
+    s = json.loads((RESULTS / "predict.json").read_text())["summary"]
+    rows = [
+        ["in-process decode + preprocess + forward, p50 / p95", f"{s['in_process_p50_ms']:.1f} / {s['in_process_p95_ms']:.1f} ms"],
+        ["HTTP POST /api/predict, p50 / p95", f"{s['http_p50_ms']:.1f} / {s['http_p95_ms']:.1f} ms"],
+        ["HTTP p50 / in-process p50 (goal <= 1.15)", f"{s['http_over_in_process_p50']:.2f}"],
+        ["raw forward, batch 1 / batch 8", f"{s['forward_batch1_img_s']:.1f} / {s['forward_batch8_img_s']:.1f} img/s"],
+        ["HTTP throughput, 1 / 4 / 8 clients",
+         " / ".join(f"{s['throughput_img_s'][k]:.1f}" for k in ("1", "4", "8")) + " img/s"],
+        ["HTTP p50 latency under load, 1 / 4 / 8 clients",
+         " / ".join(f"{s['latency_p50_ms_under_load'][k]:.0f}" for k in ("1", "4", "8")) + " ms"],
+        ["8 clients / 1 client throughput (goal >= 2.5)", f"{s['speedup_8_vs_1_clients']:.2f}"],
+    ]
+    return table(["EfficientNet-Lite0 on the CPU", "median of rounds"], rows)
+
+
+def load() -> str:
+    data = json.loads((RESULTS / "load.json").read_text())
+    parts = []
+    for number, r in enumerate(data["rounds"], 1):
+        rss = r["rss_bytes"]
+        parts.append(f"Round {number}: {r['requests']} requests in {r['seconds']:.0f} s from {data['clients']} clients; "
+                     f"server RSS {rss['start'] / 1e6:.0f} MB at start, {rss['peak'] / 1e6:.0f} MB peak, "
+                     f"{rss['end'] / 1e6:.0f} MB at end.\n")
+        rows = [[label, str(e["requests"]), f"{e['p50_ms']:.0f}", f"{e['p95_ms']:.0f}", f"{e['p99_ms']:.0f}",
+                 ", ".join(f"{code}: {n}" for code, n in sorted(e["statuses"].items())), str(e["errors"])]
+                for label, e in r["endpoints"].items()]
+        parts.append(table(["endpoint", "requests", "p50 ms", "p95 ms", "p99 ms", "statuses", "errors"], rows))
+    return "\n\n".join(parts)
+
+
+if __name__ == "__main__":
+    for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/load.py", load)):
+        print(f"### {title}\n\n{render()}\n")
