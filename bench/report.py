@@ -21,10 +21,12 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def analysis() -> str:
     data = json.loads((RESULTS / "analysis.json").read_text())
     rows = [[r["model"], f"{r['cold_ms']:.1f}", f"{r['trace_ms']:.1f}", f"{r['disk_cached_ms']:.2f}",
-             f"{r['torchinfo_ms']:.1f}", f"{r['cold_vs_torchinfo']:.2f}", f"{r['params']:,}",
+             f"{r['torchinfo_ms']:.1f}", f"{r['cold_vs_torchinfo']:.2f}",
+             f"{r['real_build_ms'] + r['torchinfo_ms']:.1f}", f"{r['cold_vs_build_and_torchinfo']:.2f}", f"{r['params']:,}",
              f"{r['meta_params']:,}", f"{r['macs'] / 1e9:.3f}", f"{r['meta_gmacs']:.3f}",
              f"{r['torchinfo_macs'] / 1e9:.3f}"] for r in data["rows"]]
     return table(["model", "cold ms", "trace ms", "cached ms (disk)", "torchinfo ms", "cold / torchinfo",
+                  "build + torchinfo ms", "cold / (build + torchinfo)",
                   "params", "torchvision params", "GMACs", "torchvision GMACs", "torchinfo GMACs"], rows) + (
         f"\n\nMedians of {data['repeats']} runs; torch {data['machine']['torch']}, "
         f"{data['machine']['threads']} threads.")
@@ -53,7 +55,7 @@ def load() -> str:
         rss = r["rss_bytes"]
         parts.append(f"Round {number}: {r['requests']} requests in {r['seconds']:.0f} s from {data['clients']} clients; "
                      f"server RSS {rss['start'] / 1e6:.0f} MB at start, {rss['peak'] / 1e6:.0f} MB peak, "
-                     f"{rss['end'] / 1e6:.0f} MB at end.\n")
+                     f"{rss['end'] / 1e6:.0f} MB at end.")
         rows = [[label, str(e["requests"]), f"{e['p50_ms']:.0f}", f"{e['p95_ms']:.0f}", f"{e['p99_ms']:.0f}",
                  ", ".join(f"{code}: {n}" for code, n in sorted(e["statuses"].items())), str(e["errors"])]
                 for label, e in r["endpoints"].items()]

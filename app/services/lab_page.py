@@ -5,6 +5,7 @@ model (from the analysis cache)."""
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 from pydantic import BaseModel
@@ -82,12 +83,20 @@ LINKS = {
 }
 
 
-@functools.cache
+_LAB_DATA_LOCK = threading.Lock()
+
+
 def lab_data(cache: AnalysisCache) -> LabPage:
     """Every lesson at its first preset: the page's initial state and /api/lab.
-    Pure given the cache's library versions, so computed once per app: the
+    Pure given the cache's library versions, so computed once per app (the
     twenty small analyses behind it would otherwise queue behind every other
-    request for the interpreter under load."""
+    request for the interpreter under load), and by one request at a time."""
+    with _LAB_DATA_LOCK:
+        return _lab_data(cache)
+
+
+@functools.cache
+def _lab_data(cache: AnalysisCache) -> LabPage:
     presets = inception_presets()
     return LabPage(
         bottleneck=bottleneck_data(**presets[0].params),
