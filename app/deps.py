@@ -1,18 +1,13 @@
-"""Small FastAPI dependencies: settings, caches and catalog lookups from app.state."""
+"""Small FastAPI dependencies: the analysis cache from app.state, catalog lookups."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
-from app.config import Settings
 from app.errors import UnknownModel
 from app.services.analysis_cache import AnalysisCache
 from models.catalog import ModelEntry
 from models.registry import UnknownModelError, get_entry
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def get_cache(request: Request) -> AnalysisCache:
