@@ -22,6 +22,7 @@ from app.routes import charts, lab, predict, speed, zoo
 from app.schemas import ERROR_RESPONSES
 from app.services.analysis_cache import AnalysisCache
 from app.services.inference import InferenceWorker
+from app.services.lab_page import lab_data
 from app.services.predict import preload_entries
 from app.services.speed_jobs import create_speed_jobs
 from app.templating import install_filters
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if settings.warm_cache:
-            app.state.analysis_cache.start_warmup()
+            # The lab's first view (its MobileNet grid) is computed ahead of its first visitor too.
+            app.state.analysis_cache.start_warmup(then=lambda: lab_data(app.state.analysis_cache))
         app.state.inference.start(preload=preload_entries(settings))
         yield
         app.state.inference.stop()

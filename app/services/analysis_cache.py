@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,12 +122,19 @@ class AnalysisCache:
         progress.seconds = time.perf_counter() - start
         return progress
 
-    def start_warmup(self) -> threading.Thread:
-        """Warm in the background; progress reads as running from this call on."""
+    def start_warmup(self, then: Callable[[], object] | None = None) -> threading.Thread:
+        """Warm in the background, then run ``then`` (other start-up work that
+        reads the analyses); progress reads as running from this call on."""
         entries = list_models()
         self.progress.total, self.progress.done, self.progress.running = len(entries), 0, True
         self._stop.clear()
-        thread = threading.Thread(target=self.warm, args=(entries, self._stop), name="convzoo-warmup", daemon=True)
+
+        def run() -> None:
+            self.warm(entries, self._stop)
+            if then is not None and not self._stop.is_set():
+                then()
+
+        thread = threading.Thread(target=run, name="convzoo-warmup", daemon=True)
         thread.start()
         self._warmup_thread = thread
         return thread
