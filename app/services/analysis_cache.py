@@ -98,9 +98,12 @@ class AnalysisCache:
         tmp.replace(path)  # atomic: a reader never sees half a file
         return analysis
 
-    def warm(self, entries: list[ModelEntry] | None = None, stop: threading.Event | None = None) -> WarmupProgress:
-        """Analyse every catalog entry at its own input size, logging progress;
-        ``stop`` (the background run's) ends it between two models."""
+    def warm(self, entries: list[ModelEntry] | None = None, stop: threading.Event | None = None,
+             then: Callable[[], object] | None = None) -> WarmupProgress:
+        """Analyse every catalog entry at its own input size, logging progress,
+        then run ``then`` (other start-up work that reads the analyses) before
+        the warm-up reads as done; ``stop`` (the background run's) ends it
+        between two models."""
         entries = entries if entries is not None else list_models()
         progress = self.progress
         progress.total, progress.done, progress.failed, progress.running = len(entries), 0, [], True
@@ -118,23 +121,20 @@ class AnalysisCache:
             if progress.done % 10 == 0 or progress.done == progress.total:
                 log.info("Warm-up: %d/%d models analysed (%.1f s)", progress.done, progress.total,
                          time.perf_counter() - start)
+        if then is not None and not (stop is not None and stop.is_set()):
+            progress.current = None
+            then()
         progress.current, progress.running = None, False
         progress.seconds = time.perf_counter() - start
         return progress
 
     def start_warmup(self, then: Callable[[], object] | None = None) -> threading.Thread:
-        """Warm in the background, then run ``then`` (other start-up work that
-        reads the analyses); progress reads as running from this call on."""
+        """``warm`` in the background; progress reads as running from this call on."""
         entries = list_models()
         self.progress.total, self.progress.done, self.progress.running = len(entries), 0, True
         self._stop.clear()
-
-        def run() -> None:
-            self.warm(entries, self._stop)
-            if then is not None and not self._stop.is_set():
-                then()
-
-        thread = threading.Thread(target=run, name="convzoo-warmup", daemon=True)
+        thread = threading.Thread(target=self.warm, args=(entries, self._stop, then), name="convzoo-warmup",
+                                  daemon=True)
         thread.start()
         self._warmup_thread = thread
         return thread
