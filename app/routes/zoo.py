@@ -87,7 +87,8 @@ def catalog_page(request: Request, cache: Cache) -> HTMLResponse:
 @router.get("/models/{model_id}", response_class=HTMLResponse, include_in_schema=False)
 def model_page(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> HTMLResponse:
     entry = lookup_entry(model_id)
-    model, layers = model_data(cache, entry, resolution), layers_data(cache, entry, resolution)
+    layers = layers_data(cache, entry, resolution)
+    model = model_data(cache, entry, resolution, layers.layers)
     return _render(request, "model.html", {"model": model, "layers": layers, "resolution": resolution,
                                            **zoo_pages.model_extras(model, layers)})
 

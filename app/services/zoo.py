@@ -42,6 +42,10 @@ def catalog_data(cache: AnalysisCache) -> CatalogResponse:
     return CatalogResponse(models=[card(cache, entry) for entry in list_models()])
 
 
+def _totals(analysis: Analysis) -> Totals:
+    return Totals(**asdict(analysis.totals))
+
+
 def _layers(analysis: Analysis) -> list[Layer]:
     layers = [Layer(**asdict(row)) for row in analysis.layers]
     for layer in layers:
@@ -49,21 +53,24 @@ def _layers(analysis: Analysis) -> list[Layer]:
     return layers
 
 
-def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> ModelDetail:
+def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None,
+               layers: list[Layer] | None = None) -> ModelDetail:
+    """``layers``: the rows of ``layers_data`` for the same resolution, where
+    the caller has them (the model page), so they are not built twice."""
     analysis = analysis_for(cache, entry, resolution)
-    totals = Totals(**asdict(analysis.totals))
+    totals = _totals(analysis)
+    layers = layers if layers is not None else _layers(analysis)
     return ModelDetail(
         **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=2 * totals.activation_bytes,
-        input_shape=analysis.input_shape, stages=stages(_layers(analysis), analysis.input_shape, totals),
+        input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
     )
 
 
 def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> LayersResponse:
     analysis = analysis_for(cache, entry, resolution)
     return LayersResponse(
-        id=entry.id, input_shape=analysis.input_shape, totals=Totals(**asdict(analysis.totals)),
-        layers=_layers(analysis),
+        id=entry.id, input_shape=analysis.input_shape, totals=_totals(analysis), layers=_layers(analysis),
     )
 
 
@@ -77,7 +84,7 @@ def parse_model_list(text: str) -> list[str]:
 
 def compare_item(cache: AnalysisCache, entry: ModelEntry) -> CompareItem:
     analysis = cache.get(entry)
-    totals = Totals(**asdict(analysis.totals))
+    totals = _totals(analysis)
     layers = _layers(analysis)
     return CompareItem(**card(cache, entry).model_dump(), totals=totals, input_shape=analysis.input_shape,
                        stages=stages(layers, analysis.input_shape, totals), profile=profile(layers, totals))
