@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from app.errors import InvalidParameter
-from app.services.figures_lab import bottleneck_figure, mobilenet_figure
+from app.lab.figures import bottleneck_figure, mobilenet_figure
 from models import lessons
 
 # ---------------------------------------------------------------- inception
@@ -96,7 +96,8 @@ def bottleneck_data(height: int, width: int, channels: int, c1: int, c3r: int, c
     return BottleneckLesson(naive=naive, reduced=reduced,
                             weights_ratio=_ratio(naive.total.weights, reduced.total.weights),
                             macs_ratio=_ratio(naive.total.macs, reduced.total.macs),
-                            figure=bottleneck_figure(naive, reduced))
+                            figure=bottleneck_figure([b.model_dump() for b in naive.branches],
+                                                     [b.model_dump() for b in reduced.branches]))
 
 
 # -------------------------------------------------------------- output size
@@ -294,7 +295,8 @@ class MobileNetGrid(BaseModel):
 def mobilenet_data() -> MobileNetGrid:
     cells = [GridCell(multiplier=m, resolution=r, params=p, macs=c) for m, r, p, c in lessons.mobilenet_v1_grid()]
     return MobileNetGrid(model="mobilenet_v1", multipliers=list(lessons.MOBILENET_MULTIPLIERS),
-                         resolutions=list(lessons.MOBILENET_RESOLUTIONS), cells=cells, figure=mobilenet_figure(cells))
+                         resolutions=list(lessons.MOBILENET_RESOLUTIONS), cells=cells,
+                         figure=mobilenet_figure([c.model_dump() for c in cells]))
 
 
 # ------------------------------------------------------------------ presets
@@ -305,16 +307,20 @@ class Preset(BaseModel):
     params: dict[str, int | bool | str]
 
 
+# Inception modules the course quotes figures for (checked on /lab/numbers).
+BOTTLENECK_480 = dict(height=14, width=14, channels=480, c1=0, c3r=0, c3=0, c5r=16, c5=48, pool_proj=0, pool=False)
+BOTTLENECK_192 = dict(height=28, width=28, channels=192, c1=0, c3r=0, c3=0, c5r=16, c5=32, pool_proj=0, pool=False)
+CS231N_MODULE = dict(height=28, width=28, channels=256, c1=128, c3r=64, c3=192, c5r=64, c5=96, pool_proj=64, pool=True)
+
+
 def inception_presets() -> list[Preset]:
-    """GoogLeNet's inception (3a), read from the architecture, and CURRICULUM.md's two bottleneck examples."""
+    """GoogLeNet's inception (3a), read from the architecture, CURRICULUM.md's two bottleneck examples, and
+    the CS231n-style deck's module."""
     return [
         Preset(name="GoogLeNet inception (3a)", params={**lessons.googlenet_inception("inception3a"), "pool": True}),
-        Preset(name="480 -> 48 5x5 on 14x14, 16-filter reduction",
-               params=dict(height=14, width=14, channels=480, c1=0, c3r=0, c3=0, c5r=16, c5=48, pool_proj=0,
-                           pool=False)),
-        Preset(name="192 -> 32 5x5 on 28x28, 16-filter reduction",
-               params=dict(height=28, width=28, channels=192, c1=0, c3r=0, c3=0, c5r=16, c5=32, pool_proj=0,
-                           pool=False)),
+        Preset(name="480 -> 48 5x5 on 14x14, 16-filter reduction", params=BOTTLENECK_480),
+        Preset(name="192 -> 32 5x5 on 28x28, 16-filter reduction", params=BOTTLENECK_192),
+        Preset(name="CS231n-style module on 28x28x256, 64-filter reductions", params=CS231N_MODULE),
     ]
 
 
