@@ -32,6 +32,7 @@ from app.speed import routes as speed
 from app.speed.jobs import create_speed_jobs
 from app.templating import install_filters
 from app.zoo import routes as zoo
+from models.weights import set_trained_weights_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "static"
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.logger = logger
     app.state.device = resolve_device(settings.device)
     app.state.analysis_cache = AnalysisCache(settings.cache_dir)
+    set_trained_weights_dir(settings.cache_dir / "weights")  # LeNet-5's, trained here
     app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
     app.state.inference = InferenceWorker(
         app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
