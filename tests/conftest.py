@@ -214,3 +214,69 @@ def digit_photo(digit, *, dark_on_light: bool, seed: int, size: tuple[int, int] 
 def make_digit_photo():
     """``digit_photo`` (above), for tests to call."""
     return digit_photo
+
+
+WEIGHTS_CHUNK = 64 * 1024
+
+
+@contextmanager
+def _weights_server(files: dict[str, tuple[bytes, int]]) -> Iterator[str]:
+    """Serve ``files`` (name -> (body, announced Content-Length)) over HTTP on
+    a free loopback port, in 64 KiB chunks 10 ms apart so that a download
+    takes long enough to show progress; yields the base URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            name = self.path.rsplit("/", 1)[-1]
+            if name not in files:
+                self.send_error(404)
+                return
+            body, announced = files[name]
+            self.send_response(200)
+            self.send_header("Content-Length", str(announced))
+            self.end_headers()
+            for start in range(0, len(body), WEIGHTS_CHUNK):
+                self.wfile.write(body[start:start + WEIGHTS_CHUNK])
+                self.wfile.flush()
+                time.sleep(0.01)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/models"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def weights_server():
+    """``with weights_server({name: (body, length)}) as base_url:`` a loopback file server."""
+    return _weights_server
+
+
+@pytest.fixture
+def register_url_entry(monkeypatch):
+    """Register, for one test, a catalog entry like squeezenet1_1 whose
+    torchvision weights are downloaded from the given URL."""
+    import dataclasses
+
+    from torchvision.models._api import Weights
+
+    from models import registry
+    from models.registry import get_entry
+
+    def register(model_id: str, url: str):
+        base = get_entry("squeezenet1_1")
+        weights = Weights(url=url, transforms=base.tv_weights.transforms, meta=base.tv_weights.meta)
+        entry = dataclasses.replace(base, id=model_id, tv_weights=weights)
+        monkeypatch.setitem(registry._REGISTRY, model_id, entry)
+        return entry
+
+    return register

@@ -6,59 +6,16 @@ no answer shows a server path. Without a network the answer comes at once."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
-import threading
 import time
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
 import torchvision
 from PIL import Image
-from torchvision.models._api import Weights
 
-from models import registry
 from models.preprocess import preprocessing_for
-from models.registry import get_entry
-
-CHUNK = 64 * 1024
-
-
-@contextmanager
-def weights_server(files: dict[str, tuple[bytes, int]]):
-    """Serve ``files`` (name -> (body, announced Content-Length)) on a free
-    loopback port, in 64 KiB chunks 10 ms apart so a download takes a while."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            name = self.path.rsplit("/", 1)[-1]
-            if name not in files:
-                self.send_error(404)
-                return
-            body, announced = files[name]
-            self.send_response(200)
-            self.send_header("Content-Length", str(announced))
-            self.end_headers()
-            for start in range(0, len(body), CHUNK):
-                self.wfile.write(body[start:start + CHUNK])
-                self.wfile.flush()
-                time.sleep(0.01)
-            self.close_connection = True
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/models"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +26,6 @@ def reference():
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return model, buffer.getvalue()
-
-
-def _register(monkeypatch, model_id: str, url: str):
-    """A catalog entry like squeezenet1_1 whose weights live at ``url``."""
-    base = get_entry("squeezenet1_1")
-    weights = Weights(url=url, transforms=base.tv_weights.transforms, meta=base.tv_weights.meta)
-    entry = dataclasses.replace(base, id=model_id, tv_weights=weights)
-    monkeypatch.setitem(registry._REGISTRY, model_id, entry)
-    return entry
 
 
 def _follow(client, response) -> tuple[dict, list[float]]:
@@ -96,7 +44,7 @@ def _follow(client, response) -> tuple[dict, list[float]]:
 
 
 def test_fetch_from_a_loopback_server_then_predict_with_those_weights(client, monkeypatch, tmp_path, reference,
-                                                                      photos):
+                                                                      photos, weights_server, register_url_entry):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     model, body = reference
     digest = hashlib.sha256(body).hexdigest()
@@ -104,9 +52,9 @@ def test_fetch_from_a_loopback_server_then_predict_with_those_weights(client, mo
     truncated = f"squeezenet1_1-{digest[8:16]}.pth"
     files = {good: (body, len(body)), wrong: (body, len(body)), truncated: (body[:len(body) // 2], len(body))}
     with weights_server(files) as base_url:
-        entry = _register(monkeypatch, "squeezenet_loopback", f"{base_url}/{good}")
-        _register(monkeypatch, "squeezenet_wrong_hash", f"{base_url}/{wrong}")
-        _register(monkeypatch, "squeezenet_truncated", f"{base_url}/{truncated}")
+        entry = register_url_entry("squeezenet_loopback", f"{base_url}/{good}")
+        register_url_entry("squeezenet_wrong_hash", f"{base_url}/{wrong}")
+        register_url_entry("squeezenet_truncated", f"{base_url}/{truncated}")
         assert client.get("/api/models/squeezenet_loopback").json()["weights"] == "downloadable"
 
         job, fractions = _follow(client, client.post("/api/models/squeezenet_loopback/weights/fetch"))
@@ -145,7 +93,8 @@ def _offline(client, model_id: str):
     return response, time.monotonic() - started
 
 
-@pytest.mark.parametrize("model_id, host", [("vgg16", "download.pytorch.org"), ("inception_v4", "huggingface.co")])
+@pytest.mark.parametrize("model_id, host", [("squeezenet1_1", "download.pytorch.org"),
+                                           ("mobilenet_v1", "huggingface.co")])
 def test_without_a_network_the_answer_is_plain_and_immediate(client, monkeypatch, tmp_path, model_id, host):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     response, _ = _offline(client, model_id)

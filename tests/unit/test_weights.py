@@ -127,19 +127,20 @@ def test_fetch_fails_plainly_without_a_network(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     entry = get_entry("squeezenet1_1")
     try:
-        path = fetch_weights(entry, progress=False, timeout_s=5)
+        fetch_weights(entry, timeout_s=5)
     except WeightsError as exc:  # this machine: no route to download.pytorch.org
         message = str(exc)
-        assert entry.tv_weights.url in message and str(torchvision_checkpoint_path(entry)) in message
+        assert "squeezenet1_1-b8a52dc0.pth" in message and str(tmp_path) not in message  # no server paths
         assert not torchvision_checkpoint_path(entry).exists()
+        assert not any(tmp_path.rglob("*.partial"))
     else:  # a machine with a network
-        assert path.is_file() and weights_status(entry).status == "available"
+        assert torchvision_checkpoint_path(entry).is_file() and weights_status(entry).status == "available"
 
 
 def test_models_without_published_weights_say_why():
     with pytest.raises(WeightsError, match="from the paper"):
         fetch_weights(get_entry("nin"))
-    with pytest.raises(WeightsError, match="Hugging Face"):
+    with pytest.raises(WeightsError, match="Hugging Face hub"):
         load_pretrained(get_entry("inception_v4"), "cpu")
 
 
@@ -148,3 +149,29 @@ def test_cli_weights_fetch_says_why_it_cannot(capsys):
 
     assert main(["weights", "fetch", "nin"]) == 1
     assert "no trained PyTorch weights" in capsys.readouterr().err
+
+
+def test_timm_weights_in_the_hugging_face_cache_load_through_timms_loader(tmp_path, monkeypatch):
+    """A file laid out as hf_hub_download leaves it (refs/main -> snapshot)
+    makes a timm model available, and timm's loader puts exactly it in."""
+    import timm
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    entry = get_entry("mobilenet_v1")
+    assert weights_status(entry).status == "downloadable"
+    repo = timm.models.get_pretrained_cfg(entry.timm_name).hf_hub_id
+    folder = tmp_path / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0" * 40)
+    snapshot = folder / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    torch.manual_seed(0)
+    reference = timm.create_model(entry.timm_name).eval()
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(snapshot / "model.safetensors"))
+    assert weights_status(entry).status == "available" and str(tmp_path) not in weights_status(entry).reason
+    loaded = load_pretrained(entry, "cpu")
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), reference(x))
