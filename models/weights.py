@@ -98,7 +98,7 @@ def _trained_here_status() -> WeightsStatus:
         return WeightsStatus("available", "Trained here on scikit-learn's 1,797 handwritten digits at first use "
                                           "(seconds on the CPU), then cached.")
     return WeightsStatus("available", f"Trained here on scikit-learn's handwritten digits ({trained.train_images:,} "
-                                      f"training images); {trained.held_out_accuracy:.2f}% top-1 on "
+                                      f"training digits); {trained.held_out_accuracy:.2f}% top-1 on "
                                       f"{trained.held_out_images} held-out digits.")
 
 
@@ -295,7 +295,8 @@ def check_reachable(entry: ModelEntry, timeout_s: float = 3.0) -> None:
         probe(source.location, timeout_s)
     except DownloadError as exc:
         raise WeightsError(f"{exc} {source.label} can be fetched where a network is reachable "
-                           f"(`convzoo weights fetch {entry.id}`), or their cache copied from such a machine.") from None
+                           f"(`convzoo weights fetch {entry.id}`), or their cache copied from such a "
+                           f"machine.") from None
 
 
 def fetch_weights(entry: ModelEntry, progress: Progress | None = None, timeout_s: float = 30.0) -> None:

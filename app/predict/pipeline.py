@@ -73,7 +73,8 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
         try:
             return preprocessing(decode_image(data, settings.max_image_pixels))
         except NoDigitError as exc:
-            raise InvalidImage(f"{exc} {entry.name} reads one handwritten digit, dark on light or light on dark.") from None
+            raise InvalidImage(f"{exc} {entry.name} reads one handwritten digit, dark on light or light on "
+                               f"dark.") from None
 
     try:
         result, preprocess_ms = await worker.predict(entry, prepare, topk)
@@ -107,8 +108,8 @@ def _preprocessing_info(entry: ModelEntry) -> PreprocessingInfo | None:
     except ValueError:  # no published weights
         return None
     if isinstance(preprocessing, DigitPreprocessing):
-        return PreprocessingInfo(kind="digit", input_size=list(preprocessing.input_shape), crop=preprocessing.input_side,
-                                 description=DIGIT_PREPARATION)
+        return PreprocessingInfo(kind="digit", input_size=list(preprocessing.input_shape),
+                                 crop=preprocessing.input_side, description=DIGIT_PREPARATION)
     return PreprocessingInfo(kind="image", input_size=list(preprocessing.input_shape), **asdict(preprocessing))
 
 
