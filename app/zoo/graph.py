@@ -48,6 +48,14 @@ def graph_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
     )
 
 
+def graph_outline(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> dict[str, int]:
+    """What the page's graph view starts from: the folding it opens at
+    (``depth``, so big nets open folded) and the deepest nesting."""
+    analysis = analysis_for(cache, entry, resolution)
+    depth = suggested_depth(analysis.graph, analysis.layers)
+    return {"depth": depth, "max_depth": fold(analysis.graph, analysis.layers, depth).max_depth}
+
+
 def _shape(node: GraphNode) -> str:
     shape = node.output_shape
     return "×".join(map(str, shape[1:])) if shape and len(shape) > 1 else "—"

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.deps import get_cache, lookup_entry
 from app.errors import InvalidParameter
 from app.schemas import Health, WarmupStatus
-from app.zoo.graph import graph_data, graph_svg
+from app.zoo.graph import graph_data, graph_outline, graph_svg
 from app.zoo.schemas import CatalogResponse, CompareResponse, GraphResponse, LayersResponse, ModelDetail
 from app.zoo import pages as zoo_pages
 from app.analysis_cache import AnalysisCache
@@ -125,6 +125,7 @@ def model_page(request: Request, model_id: str, cache: Cache, resolution: Resolu
     layers = layers_data(cache, entry, resolution)
     model = model_data(cache, entry, resolution, layers.layers)
     return _render(request, "model.html", {"model": model, "layers": layers, "resolution": resolution,
+                                           "graph": graph_outline(cache, entry, resolution),
                                            **zoo_pages.model_extras(model, layers)})
 
 

@@ -26,6 +26,12 @@
       refresh();
     });
   });
+  // The graph view asks for a row to be shown: open every block above it.
+  document.getElementById("layer-table").addEventListener("reveal-row", (event) => {
+    const path = rows[event.detail.row].dataset.path;
+    rows.filter((r) => r.classList.contains("block") && path.startsWith(r.dataset.path + ".")).forEach((r) => setOpen(r, true));
+    refresh();
+  });
   document.getElementById("expand-all").addEventListener("click", () => {
     rows.filter((r) => r.classList.contains("block")).forEach((r) => setOpen(r, true));
     refresh();
