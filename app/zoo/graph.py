@@ -23,7 +23,7 @@ from models.graph import fold, suggested_depth
 # Past these, dot's crossing reduction can run for minutes (DenseNet-201
 # unfolded: every dense layer feeds every later one); the user folds instead.
 MAX_LAYOUT_NODES = 1500
-MAX_LAYOUT_EDGES = 2000
+MAX_LAYOUT_EDGES = 1000
 LAYOUT_TIMEOUT_S = 30
 
 
@@ -84,13 +84,13 @@ _STYLE = {
 
 
 def dot_source(graph: GraphResponse) -> str:
-    """The DOT text: node i has SVG id ``gn-i`` (its index in ``graph.nodes``),
-    open block j is frame ``gb-j`` (its index in ``graph.blocks``)."""
+    """The DOT text: node i has SVG id ``gn_i`` (its index in ``graph.nodes``),
+    open block j is frame ``gb_j`` (its index in ``graph.blocks``)."""
     index = {node.id: i for i, node in enumerate(graph.nodes)}
     children: dict[str | None, list[str]] = {}
     for i, node in enumerate(graph.nodes):
         tooltip = f"{node.path or node.type} · {node.type} · params {node.params:,} · MACs {node.macs:,}"
-        line = (f'n{i} [id="gn-{i}", class="{node.kind}", label={_label(node)}, '
+        line = (f'n{i} [id="gn_{i}", class="{node.kind}", label={_label(node)}, '
                 f'tooltip={_quote(tooltip)}, {_STYLE[node.kind]}];')
         children.setdefault(node.parent, []).append(line)
     frames = {block.id for block in graph.blocks}
@@ -101,15 +101,15 @@ def dot_source(graph: GraphResponse) -> str:
         block = graph.blocks[j]
         title = f"{block.path} · {block.type}"
         inner = [cluster(k) for k, b in enumerate(graph.blocks) if b.parent == block.id]
-        return [f'subgraph cluster_{j} {{ id="gb-{j}"; label={_quote(title)}; tooltip={_quote(title)};',
+        return [f'subgraph cluster_{j} {{ id="gb_{j}"; label={_quote(title)}; tooltip={_quote(title)};',
                 *children.get(block.id, []), *(line for lines in inner for line in lines), "}"]
 
     top = [line for j, b in enumerate(graph.blocks) if b.parent not in frames for line in cluster(j)]
-    edges = [f'n{index[e.source]} -> n{index[e.target]} [id="ge-{k}"];' for k, e in enumerate(graph.edges)]
+    edges = [f'n{index[e.source]} -> n{index[e.target]} [id="ge_{k}"];' for k, e in enumerate(graph.edges)]
     return "\n".join([
         "digraph convzoo {",
         'graph [rankdir=TB, nodesep=0.2, ranksep=0.3, fontname="Helvetica", fontsize=10, labeljust=l, '
-        'style="rounded,dashed", color="#8899aa", bgcolor="transparent", class="graph"];',
+        'style="rounded,dashed", color="#8899aa", bgcolor="transparent"];',
         'node [fontname="Helvetica", fontsize=10, color="#667788", margin="0.08,0.03", height=0.3];',
         'edge [color="#667788", arrowsize=0.6];',
         *children.get(None, []), *top, *edges, "}",

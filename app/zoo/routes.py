@@ -102,7 +102,7 @@ def api_graph(model_id: str, cache: Cache, resolution: Resolution = None, depth:
 def api_graph_svg(model_id: str, cache: Cache, resolution: Resolution = None, depth: Depth = None,
                   opened: Annotated[BlockIds, Query(alias="open")] = None,
                   closed: Annotated[BlockIds, Query(alias="close")] = None) -> Response:
-    """The same graph laid out top to bottom by Graphviz: node i of the JSON is ``<g id="gn-i">``."""
+    """The same graph laid out top to bottom by Graphviz: node i of the JSON is ``<g id="gn_i">``."""
     graph = _graph(model_id, cache, resolution, depth, opened, closed)
     return Response(graph_svg(graph), media_type="image/svg+xml")
 

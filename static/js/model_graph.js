@@ -1,6 +1,6 @@
 // The model page's graph view. The server folds the graph
 // (/api/models/{id}/graph) and lays it out with Graphviz (…/graph.svg: node i
-// of the JSON is <g id="gn-i">, open block j is the frame <g id="gb-j">). Here:
+// of the JSON is <g id="gn_i">, open block j is the frame <g id="gb_j">). Here:
 // colour by MACs or params, open a folded block by clicking it, close a frame
 // by clicking its title, find a layer by name, jump to a node's row in the
 // layer table and back, download SVG / PNG.
@@ -54,7 +54,7 @@
     if (focusPath !== undefined) highlight(findVisible(focusPath));
   }
 
-  const nodeEl = (i) => view.querySelector(`#gn-${i}`);
+  const nodeEl = (i) => view.querySelector(`#gn_${i}`);
 
   function decorate() {
     graph.nodes.forEach((node, i) => {
@@ -64,7 +64,7 @@
       el.addEventListener("click", () => (node.folded ? toggle(node.id, true) : select(i)));
     });
     graph.blocks.forEach((block, j) => {
-      const frame = view.querySelector(`#gb-${j}`);
+      const frame = view.querySelector(`#gb_${j}`);
       const title = frame && frame.querySelector("text");
       if (!title) return;
       frame.dataset.blockId = block.id;

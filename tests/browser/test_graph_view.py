@@ -91,7 +91,7 @@ def test_downloads_svg_png_and_json(page, live_server):
         p.click("#graph-svg")
     svg = open(svg_download.value.path(), encoding="utf-8").read()
     assert svg_download.value.suggested_filename == "mobilenet_v3_large-graph.svg"
-    assert svg.startswith("<svg") and 'id="gn-0"' in svg and "rgb(" in svg  # coloured as shown
+    assert svg.startswith("<svg") and 'id="gn_0"' in svg and "rgb(" in svg  # coloured as shown
 
     with p.expect_download() as png_download:
         p.click("#graph-png")
