@@ -153,21 +153,19 @@
     return best;
   }
 
-  // Table rows: the layer table's <tr data-row="i">, i = the layer's index.
+  // The layer table (static/js/model.js) opens the blocks above row i, marks
+  // it and scrolls to it; the row gets a button back to the node.
   function revealRow(row, nodeIndex) {
     const table = document.getElementById("layer-table");
     table.dispatchEvent(new CustomEvent("reveal-row", {detail: {row}}));
     const tr = table.querySelector(`tr[data-row="${row}"]`);
-    table.querySelectorAll("tr.graph-hit").forEach((r) => r.classList.remove("graph-hit"));
     table.querySelectorAll(".graph-back").forEach((b) => b.remove());
-    tr.classList.add("graph-hit");
     const back = button("↑ graph", () => {
       view.scrollIntoView({block: "start"});
       highlight(nodeIndex);
     }, "graph-back");
     back.className = "graph-back";
     tr.querySelector("td").append(back);
-    tr.scrollIntoView({block: "center"});
   }
 
   function search(text) {

@@ -74,9 +74,9 @@ def test_colour_switch_and_click_through_to_the_table_and_back(page, live_server
     p.click("#graph-view g.node[data-node-id='layer3.2.conv2']")
     assert "Conv2d" in p.inner_text("#graph-info") and "256×14×14" in p.inner_text("#graph-info")
     p.click("#graph-to-table")
-    row = p.wait_for_selector("#layer-table tr.graph-hit")
+    row = p.wait_for_selector("#layer-table tr.target")
     assert row.get_attribute("data-path") == "layer3.2.conv2" and row.is_visible()
-    p.click("#layer-table tr.graph-hit .graph-back")
+    p.click("#layer-table tr.target .graph-back")
     p.wait_for_function("() => { const r = document.querySelector('#graph-view').getBoundingClientRect();"
                         " return r.top < window.innerHeight && r.bottom > 0; }")
     assert p.query_selector("#graph-view g.hit[data-node-id='layer3.2.conv2']") is not None
