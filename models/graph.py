@@ -81,7 +81,8 @@ def _producers(leaves: list) -> list[str]:
 
 def _tag(obj: Any, node_id: str) -> None:
     for t in flat_leaves(obj, []) if isinstance(obj, (tuple, list, dict)) else [obj]:
-        if isinstance(t, torch.Tensor):
+        # A parameter handed out as an output (a learned embedding) outlives the trace: not tagged.
+        if isinstance(t, torch.Tensor) and not isinstance(t, torch.nn.Parameter):
             setattr(t, _ATTR, node_id)
 
 
@@ -132,14 +133,16 @@ class GraphRecorder:
         if len(producers) == 1 and macs is None:
             _tag(out, producers[0])  # a view or an elementwise op: the data keeps its producer
             return
-        block = self._blocks[-1] if self._blocks else None
-        name = op_name(func)
         outputs = [out] if isinstance(out, torch.Tensor) else [t for t in flat_leaves(out, [])
                                                                  if isinstance(t, torch.Tensor)]
+        if not outputs:  # a comparison read back as a Python value: no data flows on
+            return
+        block = self._blocks[-1] if self._blocks else None
+        name = op_name(func)
         rf = receptive_field.of(outputs)
         node = GraphNode(id=self._unique(f"{block.id if block else ''}:{name}"), kind="op",
                          path=block.path if block else "", type=name, parent=block.id if block else None,
-                         inputs=producers, output_shape=list(outputs[0].shape) if outputs else None,
+                         inputs=producers, output_shape=list(outputs[0].shape),
                          macs=macs or 0, receptive_field=rf[0] if rf else None)
         self.nodes.append(node)
         self.rows.append(None)
