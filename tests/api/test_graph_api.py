@@ -88,3 +88,15 @@ def test_errors(client, url, status, code):
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"]["code"] == code and body["error"]["message"]
+
+
+@pytest.mark.parametrize("model_id", ["densenet201", "nasnetalarge", "vit_h_14"])
+def test_big_nets_open_folded(client, model_id):
+    """The page opens at ``suggested_depth``: a readable number of nodes, laid out."""
+    depth = client.get(f"/api/models/{model_id}/graph?depth=1").json()["suggested_depth"]
+    graph = client.get(f"/api/models/{model_id}/graph?depth={depth}").json()
+    assert 10 <= len(graph["nodes"]) <= 60
+    assert any(n["folded"] for n in graph["nodes"])
+    assert client.get(f"/api/models/{model_id}/graph.svg?depth={depth}").status_code == 200
+    deeper = client.get(f"/api/models/{model_id}/graph?depth={depth + 1}").json()
+    assert len(deeper["nodes"]) > 60 or depth + 1 > graph["max_depth"]
