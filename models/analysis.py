@@ -22,7 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from models import receptive_field
-from models.graph import GraphNode, GraphRecorder
+from models.graph import GraphNode, GraphRecorder, node_to_dict
 from models.meta import flat_leaves, no_gc, run_memoised
 
 # Inputs past this side length are refused: nothing in the zoo was trained
@@ -82,7 +82,7 @@ class Analysis:
     def to_dict(self) -> dict[str, Any]:
         # Shallow: dataclasses.asdict deep-copies every row, slower than the trace.
         return {**vars(self), "totals": dict(vars(self.totals)), "layers": [dict(vars(row)) for row in self.layers],
-                "graph": [dict(vars(node)) for node in self.graph]}
+                "graph": [node_to_dict(node) for node in self.graph]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Analysis:

@@ -66,6 +66,14 @@ class GraphNode:
     receptive_field: int | None = None
 
 
+_OPTIONAL = {"parent": None, "inputs": [], "row": None, "output_shape": None, "macs": 0, "receptive_field": None}
+
+
+def node_to_dict(node: GraphNode) -> dict[str, Any]:
+    """The node for the cache file, fields at their defaults left out (a third of the size)."""
+    return {k: v for k, v in vars(node).items() if k not in _OPTIONAL or v != _OPTIONAL[k]}
+
+
 def _producer(t: Any) -> str | None:
     return getattr(t, _ATTR, None) if isinstance(t, torch.Tensor) else None
 

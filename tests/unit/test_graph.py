@@ -168,3 +168,13 @@ def test_vit_attention_matmuls_are_nodes(zoo):
         if n["type"] == "add":
             blocks[n["parent"]].append(n)
     assert len(blocks) == 12 and all(len(adds) == 2 for adds in blocks.values())
+
+
+def test_graph_survives_the_cache_round_trip(zoo):
+    import json
+
+    from models.analysis import Analysis
+
+    a = zoo("googlenet")
+    again = Analysis.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert again.graph == a.graph and len(a.graph) == 233
