@@ -31,10 +31,18 @@
     status.textContent = "Laying the graph out…";
     delete view.dataset.ready;
     const q = query(next);
-    const [g, svg] = await Promise.all([fetch(`/api/models/${model}/graph?${q}`), fetch(`/api/models/${model}/graph.svg?${q}`)]);
+    let g, svg;
+    try {
+      [g, svg] = await Promise.all([fetch(`/api/models/${model}/graph?${q}`), fetch(`/api/models/${model}/graph.svg?${q}`)]);
+    } catch (error) {
+      status.textContent = `The graph could not be fetched: ${error.message}`;
+      view.dataset.ready = "1";
+      return;
+    }
     if (!g.ok || !svg.ok) {
       const body = await (g.ok ? svg : g).json();
-      status.textContent = body.error.message;  // the graph drawn before stays
+      status.textContent = body.error.message;  // the graph drawn before stays, and so do its controls
+      depthSelect.value = state.depth || "";
       view.dataset.ready = "1";
       return;
     }
