@@ -108,12 +108,12 @@ class GraphRecorder:
         self.rows: list[Any] = [None]  # each node's LayerRow (object), resolved to indexes by ``finish``
         self._calls: list[GraphNode] = []  # module calls now running
         self._blocks: list[GraphNode] = []  # the blocks now running, innermost last
-        self._seen: Counter[str] = Counter()
+        self._seen: dict[str, int] = {}  # calls so far per module path or op name
         _tag(x, INPUT_ID)
 
     def _unique(self, base: str) -> str:
-        self._seen[base] += 1
-        count = self._seen[base]
+        count = self._seen.get(base, 0) + 1
+        self._seen[base] = count
         return base if count == 1 else f"{base}#{count}"
 
     def enter(self, row, args: tuple) -> None:
