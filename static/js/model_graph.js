@@ -69,7 +69,8 @@
       const el = nodeEl(i);
       if (!el) return;
       el.dataset.nodeId = node.id;
-      el.addEventListener("click", () => (node.folded ? toggle(node.id, true) : select(i)));
+      const act = () => (node.folded ? toggle(node.id, true) : select(i));
+      keyboardButton(el, act);
     });
     graph.blocks.forEach((block, j) => {
       const frame = view.querySelector(`#gb_${j}`);
@@ -77,7 +78,20 @@
       if (!title) return;
       frame.dataset.blockId = block.id;
       title.classList.add("frame-title");
-      title.addEventListener("click", () => toggle(block.id, false));
+      keyboardButton(title, () => toggle(block.id, false));
+    });
+  }
+
+  // Clickable, and reachable with Tab and pressed with Enter or Space.
+  function keyboardButton(el, act) {
+    el.setAttribute("tabindex", "0");
+    el.setAttribute("role", "button");
+    el.addEventListener("click", act);
+    el.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        act();
+      }
     });
   }
 

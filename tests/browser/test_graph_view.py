@@ -46,6 +46,12 @@ def test_graph_opens_folded_and_blocks_open_and_close_in_place(page, live_server
     _ready(p)
     assert "inception3a.branch2.0" not in _node_ids(p)
 
+    # The keyboard opens a folded block too.
+    p.focus("#graph-view g.node[data-node-id='inception3a.branch3']")
+    p.keyboard.press("Enter")
+    p.wait_for_selector("#graph-view g.node[data-node-id='inception3a.branch3.0']")
+    _ready(p)
+
     # Depth 1 folds the inception modules themselves.
     p.select_option("#graph-depth", "1")
     p.wait_for_selector("#graph-view g.node[data-node-id='inception3a']")
