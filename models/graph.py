@@ -186,6 +186,11 @@ def _levels(nodes: list[GraphNode]) -> dict[str, int]:
     return level
 
 
+def nesting_depth(nodes: list[GraphNode]) -> int:
+    """How deep blocks nest: folding at this depth or deeper folds nothing."""
+    return max(_levels(nodes).values())
+
+
 def _representatives(nodes: list[GraphNode], is_open) -> dict[str, str]:
     """Each node's visible stand-in: itself, or the outermost closed block around it."""
     rep: dict[str, str] = {}
@@ -256,7 +261,7 @@ def suggested_depth(nodes: list[GraphNode], layers: list, limit: int = 60) -> in
     """The deepest folding that draws at most ``limit`` nodes (at least 1): big
     nets open folded and stay readable."""
     best = 1
-    for depth in range(2, max(_levels(nodes).values()) + 1):
+    for depth in range(2, nesting_depth(nodes) + 1):
         if len(fold(nodes, layers, depth).nodes) > limit:
             break
         best = depth

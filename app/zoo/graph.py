@@ -18,7 +18,7 @@ from app.errors import InvalidParameter, LayoutUnavailable
 from app.zoo.data import analysis_for
 from app.zoo.schemas import GraphEdge, GraphNode, GraphResponse
 from models.catalog import ModelEntry
-from models.graph import fold, suggested_depth
+from models.graph import fold, nesting_depth, suggested_depth
 
 # Past these, dot's crossing reduction can run for minutes: its cost grows
 # with the edges per node (unfolded DenseNet-161, every dense layer feeding
@@ -55,8 +55,7 @@ def graph_outline(cache: AnalysisCache, entry: ModelEntry, resolution: int | Non
     """What the page's graph view starts from: the folding it opens at
     (``depth``, so big nets open folded) and the deepest nesting."""
     analysis = analysis_for(cache, entry, resolution)
-    depth = suggested_depth(analysis.graph, analysis.layers)
-    return {"depth": depth, "max_depth": fold(analysis.graph, analysis.layers, depth).max_depth}
+    return {"depth": suggested_depth(analysis.graph, analysis.layers), "max_depth": nesting_depth(analysis.graph)}
 
 
 def _shape(node: GraphNode) -> str:
