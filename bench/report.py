@@ -72,11 +72,7 @@ def graph() -> str:
                     "graph shown ms (browser)", "page ready ms (browser)"], [
         [r["model"], str(r["depth"]), str(r["nodes"]), str(r["edges"]), f"{r['json_ms']:.0f}", f"{r['svg_ms']:.0f}",
          f"{r['render_ms']:.0f}", f"{r['page_ready_ms']:.0f}"] for r in data["open_folded"]])
-    return (f"{trace}
-
-{opened}
-
-Medians of {data['repeats']} runs. Graph shown: from the page's request for the "
+    return (f"{trace}\n\n{opened}\n\nMedians of {data['repeats']} runs. Graph shown: from the page's request for the "
             "graph to the laid-out, coloured SVG in the page; page ready: from navigation start to that moment "
             "(analyses cached).")
 
