@@ -56,6 +56,11 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class LayoutUnavailable(ApiError):
+    """Graphviz is missing or gave up: the graph's JSON still answers."""
+    status, code = 503, "layout_unavailable"
+
+
 class Busy(ApiError):
     status, code = 503, "busy"
 
