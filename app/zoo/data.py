@@ -8,10 +8,12 @@ from dataclasses import asdict
 from app.analysis_cache import AnalysisCache
 from app.errors import InvalidParameter
 from app.schemas import ModelCard
-from app.zoo.schemas import CatalogResponse, CompareItem, CompareResponse, Layer, LayersResponse, ModelDetail, Totals
+from app.zoo.schemas import (CatalogResponse, CompareItem, CompareResponse, InputRule, Layer, LayersResponse,
+                             ModelDetail, Totals, TrainingMemory)
 from app.zoo.formulas import layer_formulas
 from app.zoo.layer_stats import profile, stages
-from models.analysis import Analysis, AnalysisError
+from models.analysis import MAX_RESOLUTION, Analysis, AnalysisError
+from models.resolution import resolution_rule
 from models.catalog import ModelEntry
 from models.registry import list_models
 from models.weights import weights_status
@@ -23,6 +25,8 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
     try:
         return cache.get(entry, resolution)
     except AnalysisError as exc:
+        if resolution is not None and 1 <= resolution <= MAX_RESOLUTION:
+            raise InvalidParameter(resolution_refusal(entry, resolution)) from None
         raise InvalidParameter(str(exc)) from None
 
 
@@ -60,11 +64,43 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
     analysis = analysis_for(cache, entry, resolution)
     totals = _totals(analysis)
     layers = layers if layers is not None else _layers(analysis)
+    activations = 2 * totals.activation_bytes
+    rule = resolution_rule(entry)
     return ModelDetail(
         **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
-        training_activation_bytes_estimate=2 * totals.activation_bytes,
+        training_activation_bytes_estimate=activations,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
+        training_memory=training_memory(totals.param_bytes, activations),
+        input_rule=InputRule(smallest=rule.smallest, only=rule.only, multiple_of=rule.multiple_of, reason=rule.reason),
     )
+
+
+# Per-parameter buffers each optimizer keeps (torch.optim docs): SGD none, momentum one, Adam/AdamW two moments.
+OPTIMIZER_STATE = (("SGD", 0), ("SGD with momentum", 1), ("Adam / AdamW", 2))
+
+
+def training_memory(param_bytes: int, activation_bytes: int) -> list[TrainingMemory]:
+    """Weights + gradients + optimizer state + activations kept for backward, per optimizer."""
+    rows = []
+    for name, buffers in OPTIMIZER_STATE:
+        state = buffers * param_bytes
+        rows.append(TrainingMemory(optimizer=name, state_per_weight=buffers, weights=param_bytes,
+                                   gradients=param_bytes, optimizer_state=state, activations=activation_bytes,
+                                   total=2 * param_bytes + state + activation_bytes))
+    return rows
+
+
+def resolution_refusal(entry: ModelEntry, resolution: int) -> str:
+    """Why ``entry`` refuses ``resolution`` and what it takes instead, in the course's words."""
+    rule = resolution_rule(entry)
+    s = rule.smallest
+    if rule.only:
+        instead = f"Use {s}."
+    elif rule.multiple_of:
+        instead = f"Try {max(s, -(-resolution // rule.multiple_of) * rule.multiple_of)}."
+    else:
+        instead = f"The smallest it takes is {s}×{s}."
+    return f"{entry.name} cannot take input {resolution}×{resolution}: {rule.reason} {instead}"
 
 
 def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> LayersResponse:

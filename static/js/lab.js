@@ -78,16 +78,18 @@
         `(${fmt(d.single.weights)} vs ${fmt(d.stack.weights)}).`);
     },
     "receptive-growth"(section, d) {
-      const last = d.points[d.points.length - 1];
-      const map = [...d.points].reverse().find((p) => p.output_shape && p.output_shape.length === 4) || last;
+      const map = d.last_feature_map;
+      const mixer = d.points.find((p) => p.receptive_field_global);
       const link = el("a", { href: `/models/${d.model}` }, d.name);
-      fill(section, "summary", link, `: each cell of its last feature map (${map.path}) sees `,
-        `${map.receptive_field} x ${map.receptive_field} input pixels, neighbours ${map.jump} pixels apart; `,
-        `its final output sees ${last.receptive_field} x ${last.receptive_field} (the input is `,
-        `${d.input_size} x ${d.input_size}). ${d.points.length} layers widen the view.`);
+      const mapText = map ? `: each cell of its last feature map (${map.path}, before any layer mixes all positions) sees ` +
+        `${map.receptive_field} x ${map.receptive_field} input pixels, neighbours ${map.jump} pixels apart; ` : ": ";
+      const mixText = mixer ? `from ${mixer.path} (${mixer.type}) on, every output mixes all positions and so sees ` +
+        `the whole ${d.input_size} x ${d.input_size} input.` : `the input is ${d.input_size} x ${d.input_size}.`;
+      fill(section, "summary", link, mapText, mixText, ` ${d.points.length} layers widen the view.`);
       fill(section, "table", table(["layer", "type", "output", "receptive field", "jump"], d.points.map((p) => [
         p.path, p.type, p.output_shape ? p.output_shape.slice(1).join(" x ") : "—",
-        cell(`rf-${p.path}`, String(p.receptive_field)), cell(`jump-${p.path}`, String(p.jump))])));
+        cell(`rf-${p.path}`, p.receptive_field_global ? `${p.receptive_field} (global: the whole input)` : String(p.receptive_field)),
+        cell(`jump-${p.path}`, String(p.jump))])));
       drawFigure(section, d.figure);
     },
     factorised(section, d) {
