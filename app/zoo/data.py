@@ -115,7 +115,8 @@ MODEL_LIST_PATTERN = rf"^\s*[a-z0-9_]+\s*(,\s*[a-z0-9_]+\s*){{0,{MAX_COMPARE - 1
 
 
 def parse_model_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",")]
+    """The ids in order, a repeated id merged into its first place (vgg16,vgg16 compares one model)."""
+    return list(dict.fromkeys(part.strip() for part in text.split(",")))
 
 
 def compare_item(cache: AnalysisCache, entry: ModelEntry) -> CompareItem:
