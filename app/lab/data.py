@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from app.analysis_cache import AnalysisCache
 from app.lab.figures import growth_figure
-from app.lab.lessons import (OUTPUT_SIZE_PRESETS, BottleneckLesson, FactorisedLesson, MobileNetGrid,
+from app.lab.lessons import (LIMITS, OUTPUT_SIZE_PRESETS, BottleneckLesson, FactorisedLesson, MobileNetGrid,
                               OutputSizeLesson, Preset, SeparableLesson, StackLesson, bottleneck_data,
                               factorised_data, inception_presets, mobilenet_data, output_size_data, separable_data,
                               stack_data)
@@ -96,6 +96,7 @@ class LabPage(BaseModel):
     separable: SeparableLesson
     mobilenet: MobileNetGrid
     links: dict[str, list[ZooLink]]
+    limits: dict[str, int] = LIMITS  # each calculator input's largest value (side, channels, kernel, layers, dilation)
 
 
 # Where each idea appears in the zoo.

@@ -23,6 +23,16 @@
   }
 
   const cell = (field, value) => el("td", { "data-field": field }, value);
+  function saving(after, before) {
+    const pct = Math.round(100 * (1 - after / before));
+    return pct > 0 ? `${pct}% fewer weights` : pct < 0 ? `${-pct}% more weights` : "as many weights";
+  }
+  // before / after as words that notice the direction: "cut weights 3.02x", "raise MACs 1.25x", "leave ... unchanged".
+  function change(what, beforeOverAfter) {
+    const r = Number(beforeOverAfter);
+    if (Math.abs(r - 1) < 0.005) return `leave ${what} unchanged`;
+    return r > 1 ? `cut ${what} ${ratio(r)}x` : `raise ${what} ${ratio(1 / r)}x`;
+  }
 
   function fill(section, slot, ...nodes) {
     section.querySelector(`[data-slot="${slot}"]`).replaceChildren(...nodes);
@@ -59,8 +69,8 @@
     bottleneck(section, d) {
       fill(section, "naive", ...inceptionTable(d.naive, "naive"));
       fill(section, "reduced", ...inceptionTable(d.reduced, "reduced"));
-      fill(section, "summary", `The reductions cut weights ${ratio(d.weights_ratio)}x and multiply-adds `,
-        `${ratio(d.macs_ratio)}x; output depth ${d.naive.output_shape[0]} (naive) vs ${d.reduced.output_shape[0]}.`);
+      fill(section, "summary", `The reductions ${change("weights", d.weights_ratio)} and `,
+        `${change("multiply-adds", d.macs_ratio)}; output depth ${d.naive.output_shape[0]} (naive) vs ${d.reduced.output_shape[0]}.`);
       drawFigure(section, d.figure);
     },
     "output-size"(section, d) {
@@ -96,7 +106,7 @@
       const base = d.variants[0];
       const rows = d.variants.map((v, i) => [v.name, v.layers.map((l) => l.kind).join(" + "),
         cell(`variant${i}-weights`, fmt(v.weights)), fmt(v.macs), `${v.receptive_field} x ${v.receptive_field}`,
-        i === 0 ? "—" : `${Math.round(100 * (1 - v.weights / base.weights))}% fewer weights`]);
+        i === 0 ? "—" : saving(v.weights, base.weights)]);
       fill(section, "table", table(["variant", "layers", "weights", "MACs", "receptive field", "saving"], rows));
     },
     separable(section, d) {
