@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import difflib
-import re
 
 from fastapi import Request
 
 from app.errors import UnknownModel
 from app.analysis_cache import AnalysisCache
+from app.names import folded as _folded
 from models.catalog import ModelEntry
 from models.registry import UnknownModelError, get_entry, list_models
 
 
 def get_cache(request: Request) -> AnalysisCache:
     return request.app.state.analysis_cache
-
-
-def _folded(text: str) -> str:
-    """Case, spaces, hyphens, underscores and dots folded away: 'ResNet-50' -> 'resnet50'."""
-    return re.sub(r"[\s_.\-]+", "", text.lower())
 
 
 def near_misses(model_id: str, limit: int = 3) -> list[ModelEntry]:

@@ -17,6 +17,7 @@ from app.lab.lessons import (LIMITS, OUTPUT_SIZE_PRESETS, BottleneckLesson, Fact
                               factorised_data, inception_presets, mobilenet_data, output_size_data, separable_data,
                               stack_data)
 from app.zoo.data import analysis_for
+from app.names import natural_key
 from models.catalog import ModelEntry
 from models.registry import get_entry, list_models
 
@@ -131,7 +132,7 @@ def _lab_data(cache: AnalysisCache) -> LabPage:
         output_size_presets=OUTPUT_SIZE_PRESETS,
         receptive_field=stack_data(kernel=3, layers=3, channels=64, size=56),
         growth=growth_data(cache, get_entry("vgg16")),
-        models=[ZooLink(id=e.id, name=e.name) for e in list_models()],
+        models=[ZooLink(id=e.id, name=e.name) for e in sorted(list_models(), key=lambda e: natural_key(e.name))],
         factorised=factorised_data(n=5, channels=64, filters=64, size=17),
         separable=separable_data(in_channels=512, out_channels=512, kernel=3, size=14),
         mobilenet=mobilenet_data(),
