@@ -13,9 +13,18 @@ from starlette.routing import Route
 SAMPLE = {"model_id": "resnet18", "name": "chelsea.png", "job_id": "no-such-job"}
 
 
+def _flat(routes) -> list:
+    """Routes, with those of included routers (FastAPI >= 0.165 keeps them behind an _IncludedRouter)."""
+    out = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        out.extend(_flat(inner.routes) if inner is not None else [route])
+    return out
+
+
 def _get_routes(app) -> list[str]:
     paths = []
-    for route in app.routes:
+    for route in _flat(app.routes):
         if isinstance(route, Route) and "GET" in (route.methods or ()) and not route.path.endswith("/events"):
             paths.append(re.sub(r"\{(\w+)(:\w+)?\}", lambda m: SAMPLE.get(m.group(1), "x"), route.path))
     return paths
