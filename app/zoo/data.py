@@ -3,6 +3,8 @@ pages and their /api twins."""
 
 from __future__ import annotations
 
+import threading
+
 from dataclasses import asdict
 
 from app.analysis_cache import AnalysisCache
@@ -65,14 +67,29 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
     totals = _totals(analysis)
     layers = layers if layers is not None else _layers(analysis)
     activations = 2 * totals.activation_bytes
-    rule = resolution_rule(entry)
     return ModelDetail(
         **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=activations,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
         training_memory=training_memory(totals.param_bytes, activations),
-        input_rule=InputRule(smallest=rule.smallest, only=rule.only, multiple_of=rule.multiple_of, reason=rule.reason),
+        input_rule=input_rule(cache, entry),
     )
+
+
+def input_rule(cache: AnalysisCache, entry: ModelEntry) -> InputRule:
+    """The resolutions ``entry`` takes, kept beside its analyses: finding them costs a dozen traces
+    (up to ~2 s for the largest nets), once per model and library versions, not once per process."""
+    path = cache.directory / f"{entry.id}-input-rule-{cache.versions}.json"
+    try:
+        return InputRule.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        pass
+    rule = resolution_rule(entry)
+    found = InputRule(smallest=rule.smallest, only=rule.only, multiple_of=rule.multiple_of, reason=rule.reason)
+    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+    tmp.write_text(found.model_dump_json())
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return found
 
 
 # Per-parameter buffers each optimizer keeps (torch.optim docs): SGD none, momentum one, Adam/AdamW two moments.
@@ -92,7 +109,7 @@ def training_memory(param_bytes: int, activation_bytes: int) -> list[TrainingMem
 
 def resolution_refusal(entry: ModelEntry, resolution: int) -> str:
     """Why ``entry`` refuses ``resolution`` and what it takes instead, in the course's words."""
-    rule = resolution_rule(entry)
+    rule = resolution_rule(entry)  # memoised in-process; refusals are rare
     s = rule.smallest
     if rule.only:
         instead = f"Use {s}."
