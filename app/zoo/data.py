@@ -4,7 +4,6 @@ pages and their /api twins."""
 from __future__ import annotations
 
 import threading
-
 from dataclasses import asdict
 
 from app.analysis_cache import AnalysisCache
