@@ -71,6 +71,7 @@
     if (!current) return;
     const grid = $("compare-grid");
     grid.replaceChildren();
+    grid.classList.remove("stale");
     const models = [...document.querySelectorAll("#compare-pick input:checked")].map((el) => el.value);
     await Promise.all(models.map(async (model) => {
       const cell = document.createElement("div");
@@ -99,6 +100,8 @@
   $("file-input").addEventListener("change", (e) => e.target.files[0] && show(e.target.files[0]));
   $("model-select").addEventListener("change", runMain);
   $("compare-run").addEventListener("click", runCompare);
+  // Ticks changed: the side-by-side results are for the old set until run again.
+  $("compare-pick").addEventListener("change", () => $("compare-grid").classList.add("stale"));
   const zone = $("dropzone");
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
