@@ -22,6 +22,7 @@ PAGES = {
     "speed": "/speed",
     "predict": "/predict",
     "lab": "/lab",
+    "lab-numbers": "/lab/numbers",
     "not-found": "/models/ResNet50",
     "docs": "/docs",
 }
