@@ -32,6 +32,8 @@ PAGES = {
 def warm(live_server) -> str:
     # Analyses for the whole catalog once, so pages answer from the cache.
     assert httpx.get(f"{live_server}/api/models", timeout=600).status_code == 200
+    # /lab fetches the lectures' numbers as it loads: computed once here, not inside a page's wait
+    assert httpx.get(f"{live_server}/api/lab/numbers", timeout=600).status_code == 200
     return live_server
 
 
@@ -111,6 +113,7 @@ def test_keyboard_alone_uploads_a_photo(page, warm, photos):
     """Tab from the top of /predict reaches the upload control, and Enter on it opens the file chooser."""
     p = page.page
     _open(page, warm, "/predict")
+    p.bring_to_front()  # the file chooser opens only from the focused window
     for _ in range(20):
         p.keyboard.press("Tab")
         if p.evaluate("document.activeElement.id") == "file-input":

@@ -76,7 +76,9 @@ def test_compare_chart_controls_clear_of_legends(page, warm, viewport):
     p.goto(f"{warm}/compare?models=vgg16,googlenet,mobilenet_v2,resnet50")
     for name in ("profile", "stages"):
         p.wait_for_selector(f"#fig-{name}[data-ready='1']", timeout=20_000)
-        p.hover(f"#fig-{name} .nsewdrag")  # shows the modebar
+        ticks = p.eval_on_selector_all(f"#fig-{name} .ytick text", "els => els.map(e => e.textContent)")
+        assert any(t.endswith("G") for t in ticks) and not any(t.endswith("B") for t in ticks), ticks  # 15G, as the text says
+        p.hover(f"#fig-{name} .nsewdrag", position={"x": 5, "y": 5})  # shows the modebar
         boxes = p.evaluate(f"""() => {{
             const fig = document.getElementById('fig-{name}');
             const box = (sel) => [...fig.querySelectorAll(sel)].map(e => e.getBoundingClientRect())
@@ -113,4 +115,27 @@ def test_sorted_header_says_so(page, warm):
     p.click("button.sort[data-col='4']")
     assert header.get_attribute("aria-sort") == "descending"
     assert p.locator("th[aria-sort]").count() == 1
+    page.assert_clean()
+
+
+def test_lab_summaries_say_what_happened(page, warm):
+    """'The reductions cut ...' only when they do; the last feature map is ResNet-50's layer4."""
+    from playwright.sync_api import expect
+    p = page.page
+    p.goto(f"{warm}/lab")
+    summary = p.locator("#bottleneck [data-slot=summary]")
+    expect(summary).to_contain_text("cut weights")
+    form = p.locator("#bottleneck form")
+    form.locator("input[name=channels]").fill("8")   # 1x1 "reductions" that widen 8 channels to 512
+    form.locator("input[name=c3r]").fill("512")
+    expect(summary).to_contain_text("raise weights")
+    expect(summary).not_to_contain_text("cut weights")
+    growth = p.locator("#receptive-growth")
+    growth.locator("select[name=model]").select_option("resnet50")
+    expect(growth.locator("[data-slot=summary]")).to_contain_text("last feature map (layer4")
+    expect(growth.locator("[data-slot=summary]")).to_contain_text("427 x 427")
+    expect(growth.locator("[data-slot=summary]")).to_contain_text("whole 224 x 224 input")
+    order = growth.locator("select[name=model] option").all_inner_texts()
+    resnets = [int(t.split("-")[1]) for t in order if re.fullmatch(r"ResNet-\d+", t.strip())]
+    assert resnets == [18, 34, 50, 101, 152]
     page.assert_clean()
