@@ -22,6 +22,7 @@ from app.analysis_cache import AnalysisCache
 from app.charts import routes as charts
 from app.config import Settings
 from app.errors import install_error_handlers
+from app.head_requests import HeadAsGet
 from app.lab import routes as lab
 from app.lab.data import lab_data
 from app.predict import routes as predict
@@ -101,13 +102,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url, title="ConvZoo API",
             swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger-ui/swagger-ui.css", swagger_favicon_url="data:,",
+            # Deep links put a link inside each operation's toggle button: nested controls a screen reader can't use.
+            swagger_ui_parameters={"deepLinking": False},
         )
+        # Swagger UI has no way back to the app, and a few of its greys fail WCAG contrast.
+        html = page.body.decode().replace("</head>", '<link rel="stylesheet" href="/static/css/docs.css"></head>', 1)
+        html = html.replace("<body>", '<body><nav class="docs-back" aria-label="ConvZoo"><a href="/">'
+                                      '&larr; Back to ConvZoo</a></nav>', 1)
+        return HTMLResponse(html.replace("<html>", '<html lang="en">', 1))
 
     install_error_handlers(app)
+    app.add_middleware(HeadAsGet)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
     app.include_router(charts.router, responses=ERROR_RESPONSES)
     app.include_router(lab.router, responses=ERROR_RESPONSES)

@@ -30,7 +30,8 @@ from models.meta import flat_leaves, no_gc, run_memoised
 MAX_RESOLUTION = 2048
 
 # Bump when the shape of an Analysis changes: it is part of the cache key.
-ANALYSIS_VERSION = 4  # 2: receptive field and jump; 3: the bias attribute; 4: the data-flow graph
+# 2: receptive field and jump; 3: the bias attribute; 4: the data-flow graph; 5: global receptive fields
+ANALYSIS_VERSION = 5
 
 # Module hyper-parameters worth showing beside a row (they feed the formulas).
 _ATTRIBUTES = (
@@ -57,6 +58,9 @@ class LayerRow:
     # elements (models/receptive_field.py); None where the output is not a map of the input.
     receptive_field: int | None = None
     jump: int | None = None
+    # Every position of the input has been mixed into each element (global pooling, attention over
+    # all tokens, a linear layer over the flattened map): the field is the whole input and stops growing.
+    receptive_field_global: bool = False
 
 
 @dataclass
@@ -199,7 +203,7 @@ def _hooks(model: nn.Module, tracer: _Tracer, rows: list[LayerRow],
             tracer.stack.pop()
             tracer.graph.exit(output)
             row.output_shape = _first_shape(output)
-            row.receptive_field, row.jump = receptive_field.of(output) or (None, None)
+            row.receptive_field, row.jump, row.receptive_field_global = receptive_field.of(output) or (None, None, False)
             if is_leaf:
                 on_leaf_output(output, tracer.stack + [row])
 
