@@ -21,6 +21,8 @@ from fastapi.templating import Jinja2Templates
 from app.analysis_cache import AnalysisCache
 from app.charts import routes as charts
 from app.config import Settings
+from app.custom import routes as custom
+from app.custom.store import CustomStore
 from app.errors import install_error_handlers
 from app.lab import routes as lab
 from app.lab.data import lab_data
@@ -81,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.logger = logger
     app.state.device = resolve_device(settings.device)
     app.state.analysis_cache = AnalysisCache(settings.cache_dir)
+    app.state.custom_store = CustomStore(settings.cache_dir / "custom", settings.custom_store_bytes,
+                                         on_evict=app.state.analysis_cache.forget)
+    app.state.custom_store.install()
     app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
     app.state.inference = InferenceWorker(
         app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
@@ -107,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(lab.router, responses=ERROR_RESPONSES)
     app.include_router(speed.router, responses=ERROR_RESPONSES)
     app.include_router(predict.router, responses=ERROR_RESPONSES)
+    app.include_router(custom.router, responses=ERROR_RESPONSES)
     return app
 
 

@@ -60,6 +60,10 @@ def _linear(row: LayerRow, rows: list[LayerRow], finished: list[LayerRow]) -> st
     expected, got = row.attributes.get("in_features"), row.input_shape
     if expected is None or not got or got[-1] == expected:
         return None
+    if len(got) > 2:
+        return (f"{_ordinal(row, rows)} ({_name(row)}) expects {expected:,} features but gets a "
+                f"{shape_text(got[1:])} map, and a Linear acts on its last dimension ({got[-1]:,}). "
+                f"Put nn.Flatten() before it; it will then get {shape_text(got[1:])} = {prod(got[1:]):,} features.")
     source = _features_source(got[-1], finished)
     return (f"{_ordinal(row, rows)} ({_name(row)}) expects {expected:,} features and the layer before gives "
             f"{source}. Set its in_features to {got[-1]:,}, or change the input size so that "

@@ -318,12 +318,26 @@ def parse(data: bytes) -> onnx.ModelProto:
         raise OnnxError("external", "The graph keeps weights in external data files "
                                     f"({', '.join(external[:5]) or 'sparse initialisers'}); nothing outside the "
                                     "upload is read. Export with the weights inside the file.")
+    _check_order(graph)
     domains = {n.domain for n in graph.node} - {"", "ai.onnx"}
     unknown = sorted({n.op_type for n in graph.node if n.domain in ("", "ai.onnx") and n.op_type not in SUPPORTED_OPS}
                      | {f"{n.domain}.{n.op_type}" for n in graph.node if n.domain in domains})
     if unknown:
         raise OnnxError("unsupported", f"Unsupported operators: {', '.join(unknown)}.", unknown)
     return model
+
+
+def _check_order(graph: onnx.GraphProto) -> None:
+    """Every node reads only names defined before it (a truncated or unsorted graph fails here)."""
+    defined = {t.name for t in graph.initializer} | {i.name for i in graph.input} | {""}
+    for node in graph.node:
+        missing = [name for name in node.input if name not in defined]
+        if missing:
+            raise OnnxError("invalid", f"Node {node.name or node.op_type!r} reads {missing[0]!r}, which no earlier "
+                                       "node, input or initialiser defines: the graph is truncated or not sorted.")
+        defined.update(node.output)
+    if not graph.output or graph.output[0].name not in defined:
+        raise OnnxError("invalid", "The graph's output is not computed by any node.")
 
 
 def strip_weights(model: onnx.ModelProto) -> onnx.ModelProto:

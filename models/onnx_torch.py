@@ -297,10 +297,13 @@ class OnnxGraph(nn.Module):
         env[self.input_name] = x
         for step in self.steps:
             args = [env[name] if name else None for name in step.inputs]
-            if step.module is None:
-                out = run_op(step.op_type, args, step.attrs)
-            else:
-                out = self._modules[step.module](*args)
+            try:
+                if step.module is None:
+                    out = run_op(step.op_type, args, step.attrs)
+                else:
+                    out = self._modules[step.module](*args)
+            except (KeyError, ArithmeticError, TypeError) as exc:  # as ValueError: the engine reports it
+                raise ValueError(f"{step.op_type} node {step.module or step.outputs[0]!r} fails: {exc!r}") from exc
             outs = out if isinstance(out, tuple) else (out,)
             for name, value in zip(step.outputs, outs):
                 if name:

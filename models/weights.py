@@ -71,6 +71,8 @@ def weights_status(entry: ModelEntry) -> WeightsStatus:
             f"torchvision publishes {entry.tv_weights}; not in torch's cache ({path.parent}). "
             f"Run `convzoo weights fetch {entry.id}` where a network is reachable.",
         )
+    if entry.source in ("onnx", "sequential"):
+        return WeightsStatus("none", "Your own network: analysed from its architecture alone; no weights are kept.")
     if entry.source == "classic":
         return WeightsStatus("none", "Defined in-project from the paper; no trained PyTorch weights exist for it.")
     return WeightsStatus("none", "timm hosts these weights on the Hugging Face hub, which ConvZoo does not download from.")
