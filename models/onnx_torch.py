@@ -147,7 +147,9 @@ class OnnxGraph(nn.Module):
                 static.update(node.output)
                 continue
             module, dynamic = self._module_for(node, attrs)
-            name = self._unique(node.name or f"{node.op_type}_{index}")
+            # TorchScript exports name nodes by scope, "/features/features.0/features.0.0/Conv": the last
+            # scope and the operator say which layer ("features_0_0_Conv").
+            name = self._unique("_".join(node.name.strip("/").split("/")[-2:]) or f"{node.op_type}_{index}")
             self.add_module(name, module)
             self.steps.append(_Step(dynamic, list(node.output), name, node.op_type, attrs))
 
