@@ -91,6 +91,19 @@ def _op_class(op_type: str) -> type[OnnxOp]:
     return type(op_type, (OnnxOp,), {"__doc__": f"The ONNX operator {op_type}."})
 
 
+def _scoped_name(name: str) -> str:
+    """TorchScript exports name nodes by module scope, "/layer1/layer1.0/conv1/Conv": the module path and
+    the operator, "layer1.0.conv1" + "Conv" -> "layer1_0_conv1_Conv" (a module name cannot hold dots)."""
+    parts = [p for p in name.split("/") if p]
+    path: list[str] = []
+    for part in parts[:-1]:
+        if path and part.startswith(path[-1] + "."):
+            path[-1] = part
+        else:
+            path.append(part)
+    return ".".join(path + parts[-1:])
+
+
 @dataclass
 class _Step:
     inputs: list[str]        # names of the values passed at run time ("" for an omitted optional input)
@@ -147,9 +160,7 @@ class OnnxGraph(nn.Module):
                 static.update(node.output)
                 continue
             module, dynamic = self._module_for(node, attrs)
-            # TorchScript exports name nodes by scope, "/features/features.0/features.0.0/Conv": the last
-            # scope and the operator say which layer ("features_0_0_Conv").
-            name = self._unique("_".join(node.name.strip("/").split("/")[-2:]) or f"{node.op_type}_{index}")
+            name = self._unique(_scoped_name(node.name) or f"{node.op_type}_{index}")
             self.add_module(name, module)
             self.steps.append(_Step(dynamic, list(node.output), name, node.op_type, attrs))
 
