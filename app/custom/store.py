@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,13 @@ class CustomStore:
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
         self._memory_items = memory_items
+        self._last_use_ns = 0
+
+    def _touch(self, path: Path) -> None:
+        """Mark ``path`` used now. Times are set explicitly and strictly increase: the file
+        system's own clock ticks in milliseconds, too coarse to order uses close together."""
+        self._last_use_ns = max(time.time_ns(), self._last_use_ns + 1)
+        os.utime(path, ns=(self._last_use_ns, self._last_use_ns))
 
     def _files(self, model_id: str) -> list[Path]:
         return [self.directory / f"{model_id}.json", self.directory / f"{model_id}.onnx"]
@@ -70,6 +78,7 @@ class CustomStore:
             self._write(self.directory / f"{entry.id}.onnx", model.SerializeToString())
             self._write(self.directory / f"{entry.id}.json",
                         json.dumps({"kind": "onnx", "resolution": resolution}).encode())
+            self._touch(self.directory / f"{entry.id}.json")
             self._remember(entry)
             self._evict(keep=entry.id)
 
@@ -77,6 +86,7 @@ class CustomStore:
         with self._lock:
             self._write(self.directory / f"{entry.id}.json",
                         json.dumps({"kind": "sequential", "code": code, "input": list(entry.input_size)}).encode())
+            self._touch(self.directory / f"{entry.id}.json")
             self._remember(entry)
             self._evict(keep=entry.id)
 
@@ -86,7 +96,7 @@ class CustomStore:
         with self._lock:
             meta_path = self.directory / f"{model_id}.json"
             try:
-                os.utime(meta_path)  # used now: last in line for eviction
+                self._touch(meta_path)  # used now: last in line for eviction
                 if model_id in self._entries:
                     self._entries.move_to_end(model_id)
                     return self._entries[model_id]
@@ -108,7 +118,7 @@ class CustomStore:
 
     def _evict(self, keep: str) -> None:
         """Least recently used first, until the store fits ``max_bytes`` (the newest always stays)."""
-        metas = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        metas = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
         total = self.stored_bytes()
         for meta in metas:
             if total <= self.max_bytes:
