@@ -275,8 +275,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
         with no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
             model(x)
     except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
-        shape = "x".join(map(str, input_shape))
-        raise AnalysisError(f"{type(model).__name__} cannot take a {shape} input: "
+        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: "
                             f"{explain(exc, tracer.stack, rows)}") from exc
 
     layers = _with_unexecuted(model, rows, tracer.used_storages)
