@@ -57,7 +57,7 @@ class UnsupportedModel(ApiError):
 
 
 class InvalidSequential(ApiError):
-    status, code = 422, "invalid_sequential"
+    status, code = 400, "invalid_sequential"
 
 
 class WeightsUnavailable(ApiError):

@@ -16,9 +16,6 @@ from models.custom import onnx_entry, onnx_id, sequential_entry, sequential_id
 from models.onnx_graph import MAX_NODES, SUPPORTED_OPS, OnnxError, parse, strip_weights
 from models.sequential import LAYERS, PRESETS, SequentialError
 
-MAX_CHANNELS = 4096
-
-
 def _api_error(exc: OnnxError) -> ApiError:
     if exc.kind == "invalid":
         return InvalidModelFile(str(exc))
@@ -63,19 +60,11 @@ def add_onnx(store: CustomStore, cache: AnalysisCache, data: bytes, resolution: 
                        analysis_ms=round((time.perf_counter() - start) * 1000, 1))
 
 
-def _checked_input(values: list[int]) -> tuple[int, int, int]:
-    channels, height, width = values
-    if not 1 <= channels <= MAX_CHANNELS or not all(1 <= side <= MAX_RESOLUTION for side in (height, width)):
-        raise InvalidParameter(f"input must be [C, H, W] with 1 <= C <= {MAX_CHANNELS} and sides from 1 to "
-                               f"{MAX_RESOLUTION} pixels, got {values}.")
-    return channels, height, width
-
-
 def add_sequential(store: CustomStore, cache: AnalysisCache, request: SequentialRequest) -> SequentialResponse:
     """Parse (never execute), analyse and keep a typed Sequential; raises
-    InvalidSequential (422) with the line and column, or the layer and shapes
+    InvalidSequential (400) with the line and column, or the layer and shapes
     where the input does not fit."""
-    input_size = _checked_input(request.input)
+    input_size = tuple(request.input)
     model_id = sequential_id(request.code, input_size)
     entry = store.entry(model_id)
     if entry is None:

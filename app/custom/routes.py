@@ -15,6 +15,7 @@ from app.custom.data import add_onnx, add_sequential, custom_page_data, parse_re
 from app.custom.schemas import CustomPage, OnnxCreated, SequentialRequest, SequentialResponse
 from app.deps import get_cache
 from app.uploads import read_upload
+from models.analysis import MAX_RESOLUTION
 
 router = APIRouter()
 Cache = Annotated[AnalysisCache, Depends(get_cache)]
@@ -23,7 +24,8 @@ _FORM_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-da
     "type": "object", "required": ["file"], "additionalProperties": False,
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "An .onnx file, weights inside it"},
-        "resolution": {"type": "integer", "minimum": 1, "description": "Side of the input, for free H and W"},
+        "resolution": {"type": "integer", "minimum": 1, "maximum": MAX_RESOLUTION,
+                       "description": "Side of the input in pixels, for graphs with free H and W"},
     }}}}}}
 
 

@@ -3,6 +3,8 @@ Sequential request and answer, and the /custom page's data."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
 from app.schemas import ModelCard
@@ -18,9 +20,14 @@ class OnnxCreated(ModelCard):
     analysis_ms: float  # parse, checks and analysis of this request, in milliseconds
 
 
+MAX_CHANNELS = 4096
+Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
+Side = Annotated[int, Field(ge=1, le=MAX_RESOLUTION)]
+
+
 class SequentialRequest(BaseModel):
     code: str = Field(max_length=MAX_CODE_CHARS, description="nn.Sequential(...) text; parsed, never executed")
-    input: list[int] = Field(min_length=3, max_length=3, description="[C, H, W] of one input image")
+    input: tuple[Channels, Side, Side] = Field(description="[C, H, W] of one input image")
 
 
 class SequentialResponse(LayersResponse):

@@ -14,7 +14,7 @@ def _post(client, code: str, input_size=(3, 32, 32)):
 
 
 def _message(response) -> str:
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_sequential"
     return response.json()["error"]["message"]
 
