@@ -19,7 +19,7 @@ def test_sequential_table_follows_the_text(page, live_server):
     rows = p.locator("#seq-table tbody tr")
     expect(rows).to_have_count(12)  # the LeNet-5 preset, analysed on load
     expect(p.locator("#seq-totals")).to_contain_text("61,706 parameters")
-    page.expect_console_error("422")
+    page.expect_console_error("status of 400")
     code = p.locator("#seq-code")
     code.fill("nn.Sequential(nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(100, 10))")
     expect(p.locator("#seq-status")).to_contain_text("expects 100 features and the layer before gives 6x14x14 = 1,176")
