@@ -14,13 +14,27 @@ from models.build import build_on_meta
 from models.registry import get_entry
 
 
-def export(module: nn.Module, input_size: tuple[int, ...], **kwargs) -> bytes:
-    buffer = io.BytesIO()
+def export(module: nn.Module, input_size: tuple[int, ...], dynamo: bool = False) -> bytes:
+    """The ONNX file's bytes, weights inside; ``dynamo``: torch.export's exporter instead of TorchScript's."""
+    args = (torch.randn(1, *input_size),)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (torch.randn(1, *input_size),), buffer, dynamo=False, opset_version=17,
-                          **kwargs)
+        if dynamo:
+            return torch.onnx.export(module.eval(), args, dynamo=True, verbose=False).model_proto.SerializeToString()
+        buffer = io.BytesIO()
+        torch.onnx.export(module.eval(), args, buffer, dynamo=False, opset_version=17)
     return buffer.getvalue()
+
+
+def distinct_weights(module: nn.Module) -> nn.Module:
+    """Every weight and statistic random, so no two initialisers are equal
+    (exporters share equal ones, which would then count once)."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+    return module
 
 
 def export_zoo_model(model_id: str) -> bytes:

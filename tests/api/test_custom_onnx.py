@@ -10,7 +10,8 @@ import re
 import pytest
 
 from app.cli import main as cli_main
-from tests.onnx_exports import export_zoo_model, folded_batch_norm_channels
+from models.registry import get_entry
+from tests.onnx_exports import distinct_weights, export, export_zoo_model, folded_batch_norm_channels
 
 MODELS = ["resnet18", "mobilenet_v2", "googlenet", "densenet121", "vit_b_16"]
 
@@ -40,6 +41,16 @@ def test_exported_model_counts_as_the_zoo_model(client, model_id):
     assert max(r["receptive_field"] or 0 for r in ours) == max(r["receptive_field"] or 0 for r in theirs)
     print(f"\n{model_id}: zoo {zoo['macs']:,} MACs {zoo['params']:,} params; ONNX {card['macs']:,} MACs "
           f"{card['params']:,} params; {len(data):,} bytes analysed in {card['analysis_ms']:.0f} ms")
+
+
+def test_torch_export_graph_counts_as_the_zoo_model(client):
+    """The dynamo exporter's graph: ReduceMean and Reshape in place of GlobalAveragePool and Flatten."""
+    entry = get_entry("resnet18")
+    data = export(distinct_weights(entry.build()), entry.input_size, dynamo=True)
+    card = client.post("/api/custom/onnx", files={"file": ("dynamo.onnx", data)}).json()
+    zoo = client.get("/api/models/resnet18").json()
+    assert card["macs"] == zoo["macs"]
+    assert zoo["params"] - card["params"] == folded_batch_norm_channels("resnet18", data)
 
 
 def test_same_file_again_costs_nothing(client, resnet18_upload):
