@@ -24,7 +24,7 @@ ONNX_FAMILY = Family(
     "folded layer's scale and shift are gone and its convolution gained a bias, so the count is lower than "
     "the PyTorch model's by one per folded channel. MACs are unchanged by folding.")
 SEQUENTIAL_FAMILY = Family(
-    "Your Sequential", 2026, "Written on the lab page",
+    "Your Sequential", 2026, "Typed on the /custom page",
     "A PyTorch-style nn.Sequential, parsed (never run) and counted by the zoo's own engine.")
 
 

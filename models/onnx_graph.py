@@ -17,7 +17,6 @@ the operators in ``OPS`` (a fixed table) ever run. External data is refused.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
-from torch import nn
 
 MAX_NODES = 20_000          # far above ViT-L (~2,500 nodes); parse and checks stay well under a second
 REAL_VALUE_LIMIT = 4096     # integer/small tensors up to this many elements keep their values
@@ -50,20 +48,20 @@ _DTYPES = {1: torch.float32, 2: torch.uint8, 3: torch.int8, 5: torch.int16, 6: t
            9: torch.bool, 10: torch.float16, 11: torch.float64, 16: torch.bfloat16}
 
 
-def _dtype(elem_type: int) -> torch.dtype:
+def torch_dtype(elem_type: int) -> torch.dtype:
     if elem_type not in _DTYPES:
         raise OnnxError("unsupported", f"Tensor element type {elem_type} is not supported.")
     return _DTYPES[elem_type]
 
 
-def _numel(dims) -> int:
+def numel(dims) -> int:
     n = 1
     for d in dims:
         n *= int(d)
     return n
 
 
-def _real(tensor: onnx.TensorProto) -> torch.Tensor:
+def real_value(tensor: onnx.TensorProto) -> torch.Tensor:
     """A small initialiser's values (protobuf fields only: external data was refused)."""
     return torch.from_numpy(numpy_helper.to_array(tensor).copy())
 
@@ -158,8 +156,8 @@ def _expand(x, shape):
 
 def _constant_of_shape(shape, value=None):
     dims = _ints(shape)
-    fill = _real(value) if value is not None else torch.zeros(1)
-    device = "meta" if _numel(dims) > REAL_VALUE_LIMIT else "cpu"
+    fill = real_value(value) if value is not None else torch.zeros(1)
+    device = "meta" if numel(dims) > REAL_VALUE_LIMIT else "cpu"
     return torch.full(dims, fill.reshape(-1)[0].item(), dtype=fill.dtype, device=device)
 
 
@@ -218,7 +216,7 @@ def _resize(x, roi=None, scales=None, sizes=None, mode="nearest", **attrs):
 
 
 def _cast(x, to):
-    return x.to(_dtype(to))
+    return x.to(torch_dtype(to))
 
 
 def _variadic(fn: Callable) -> Callable:
@@ -261,7 +259,7 @@ OPS: dict[str, Callable] = {
     "HardSwish": F.hardswish, "HardSigmoid": lambda x, alpha=0.2, beta=0.5: torch.clamp(alpha * x + beta, 0, 1),
     "LeakyRelu": lambda x, alpha=0.01: F.leaky_relu(x, alpha), "Elu": lambda x, alpha=1.0: F.elu(x, alpha),
     "Clip": _clip, "MatMul": torch.matmul, "Gemm": _gemm,
-    "Reshape": _reshape, "Flatten": lambda x, axis=1: x.reshape(_numel(x.shape[:axis]), -1),
+    "Reshape": _reshape, "Flatten": lambda x, axis=1: x.reshape(numel(x.shape[:axis]), -1),
     "Transpose": lambda x, perm=None: x.permute(*(perm or reversed(range(x.dim())))),
     "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split, "Slice": _slice,
     "Gather": _gather, "Shape": _shape, "Cast": _cast, "Expand": _expand, "Tile": lambda x, r: x.repeat(*_ints(r)),
@@ -280,7 +278,7 @@ SUPPORTED_OPS = sorted(set(OPS) | MODULE_OPS | {"Constant"})
 
 # --- parsing and checking ----------------------------------------------------------------------------------------
 
-def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
+def node_attributes(node: onnx.NodeProto) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for a in node.attribute:
         if a.type == onnx.AttributeProto.TENSOR:
@@ -346,7 +344,7 @@ def strip_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     stripped = onnx.ModelProto()
     stripped.CopyFrom(model)
     for tensor in stripped.graph.initializer:
-        if _numel(tensor.dims) > REAL_VALUE_LIMIT:
+        if numel(tensor.dims) > REAL_VALUE_LIMIT:
             for name in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
                 tensor.ClearField(name)
     return stripped
@@ -356,7 +354,6 @@ def strip_weights(model: onnx.ModelProto) -> onnx.ModelProto:
 class InputSpec:
     name: str
     shape: tuple[int, int, int]   # (C, H, W) without the batch
-    free_spatial: bool
 
 
 def input_spec(model: onnx.ModelProto, resolution: int | None = None) -> InputSpec:
@@ -377,4 +374,4 @@ def input_spec(model: onnx.ModelProto, resolution: int | None = None) -> InputSp
         raise OnnxError("needs_resolution", "The graph's input has free height and width: give a resolution.")
     height = resolution if values[2] is None else values[2]
     width = resolution if values[3] is None else values[3]
-    return InputSpec(inputs[0].name, (values[1], height, width), free)
+    return InputSpec(inputs[0].name, (values[1], height, width))

@@ -27,7 +27,7 @@ import onnx
 import torch
 from torch import nn
 
-from models.onnx_graph import OPS, REAL_VALUE_LIMIT, WEIGHT_OPS, OnnxError, _attributes, _dtype, _numel, _real
+from models.onnx_graph import OPS, REAL_VALUE_LIMIT, WEIGHT_OPS, OnnxError, node_attributes, torch_dtype, numel, real_value
 
 # Inputs whose values (not only shapes) an operator reads: kept real, never moved to meta.
 VALUE_INPUTS = {"Reshape": {1}, "Slice": {1, 2, 3, 4}, "Unsqueeze": {1}, "Squeeze": {1}, "Expand": {1},
@@ -140,12 +140,12 @@ class OnnxGraph(nn.Module):
                 uses[name] = uses.get(name, 0) + 1
         static: set[str] = set()  # names whose value is known or depends on shapes only
         for name, tensor in self.initialisers.items():
-            if not tensor.data_type or _dtype(tensor.data_type).is_floating_point and _numel(tensor.dims) > 1:
+            if not tensor.data_type or torch_dtype(tensor.data_type).is_floating_point and numel(tensor.dims) > 1:
                 continue  # a weight, made a parameter by its consumer
             self.constants[name] = self._value(tensor)
             static.add(name)
         for index, node in enumerate(graph.node):
-            attrs = _attributes(node)
+            attrs = node_attributes(node)
             if node.op_type == "Constant":
                 self.constants[node.output[0]] = self._constant(attrs)
                 static.add(node.output[0])
@@ -176,11 +176,11 @@ class OnnxGraph(nn.Module):
 
     @staticmethod
     def _value(tensor: onnx.TensorProto) -> torch.Tensor:
-        dtype = _dtype(tensor.data_type)
-        if _numel(tensor.dims) > REAL_VALUE_LIMIT:
+        dtype = torch_dtype(tensor.data_type)
+        if numel(tensor.dims) > REAL_VALUE_LIMIT:
             return torch.empty(list(tensor.dims), dtype=dtype, device="meta")
         try:
-            return _real(tensor)
+            return real_value(tensor)
         except (ValueError, TypeError) as exc:
             raise OnnxError("invalid", f"Initialiser {tensor.name!r} cannot be read ({exc}).") from None
 
@@ -200,7 +200,7 @@ class OnnxGraph(nn.Module):
             return None
         if name not in self.weights:
             self.weights[name] = nn.Parameter(
-                torch.empty(list(tensor.dims), dtype=_dtype(tensor.data_type), device="meta"), requires_grad=True)
+                torch.empty(list(tensor.dims), dtype=torch_dtype(tensor.data_type), device="meta"), requires_grad=True)
         return self.weights[name]
 
     def _module_for(self, node: onnx.NodeProto, attrs: dict[str, Any]) -> tuple[nn.Module, list[str]]:
@@ -211,6 +211,9 @@ class OnnxGraph(nn.Module):
             module = self._standard_module(op, ins, attrs, w)
         if module is not None:
             return module, ins[:1]
+        if op not in OPS:
+            raise OnnxError("unsupported", f"The {op} node {node.name!r} is supported only with its weights as "
+                                           "initialisers and symmetric padding.", [op])
         fixed: dict[int, Any] = {}
         for position, name in enumerate(ins):
             if name in self.constants:

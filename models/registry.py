@@ -19,9 +19,10 @@ class Entry(Protocol):
 
 
 _REGISTRY: dict[str, Entry] = {}
-# id prefix -> a function that finds entries made at run time (a user's own
-# network: models/custom.py, app/custom/store.py) or returns None; asked after the catalog.
-_RESOLVERS: dict[str, Callable[[str], Entry | None]] = {}
+# (id prefix, a function that finds entries made at run time -- a user's own
+# network: models/custom.py, app/custom/store.py -- or returns None); asked
+# after the catalog, newest first (each app registers its own store).
+_RESOLVERS: list[tuple[str, Callable[[str], Entry | None]]] = []
 
 
 class UnknownModelError(KeyError):
@@ -45,15 +46,15 @@ def list_models() -> list[Entry]:
 
 
 def register_resolver(prefix: str, resolve: Callable[[str], Entry | None]) -> None:
-    """Ids starting with ``prefix`` are looked up by ``resolve`` (the last one
-    registered for the prefix: an app registers its own store)."""
-    _RESOLVERS[prefix] = resolve
+    """Ids starting with ``prefix`` are also looked up by ``resolve``."""
+    if (prefix, resolve) not in _RESOLVERS:
+        _RESOLVERS.insert(0, (prefix, resolve))
 
 
 def get_entry(model_id: str) -> Entry:
     if model_id in _REGISTRY:
         return _REGISTRY[model_id]
-    for prefix, resolve in _RESOLVERS.items():
+    for prefix, resolve in _RESOLVERS:
         if model_id.startswith(prefix):
             entry = resolve(model_id)
             if entry is not None:

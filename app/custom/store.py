@@ -22,7 +22,7 @@ from pathlib import Path
 import onnx
 
 from models.catalog import ModelEntry
-from models.custom import (ONNX_PREFIX, SEQUENTIAL_PREFIX, onnx_entry, onnx_entry_from_bytes, sequential_entry)
+from models.custom import ONNX_PREFIX, SEQUENTIAL_PREFIX, onnx_entry_from_bytes, sequential_entry
 from models.onnx_graph import OnnxError
 from models.registry import register_resolver
 from models.sequential import SequentialError
