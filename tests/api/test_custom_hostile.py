@@ -153,3 +153,14 @@ def test_store_evicts_the_least_recently_used(small_client):
     assert small_client.get(f"/api/models/{second}").status_code == 404
     assert small_client.get(f"/api/models/{first}").status_code == 200
     assert small_client.get(f"/api/models/{third}").status_code == 200
+
+
+def test_uploads_in_flight_are_bounded(small_client, tiny_onnx):
+    state = small_client.app.state
+    state.onnx_uploads_in_flight = 2  # as while two large uploads stream in
+    try:
+        response = _upload(small_client, tiny_onnx)
+        assert _error(response, 503, "busy") and response.headers["Retry-After"] == "2"
+    finally:
+        state.onnx_uploads_in_flight = 0
+    assert _upload(small_client, tiny_onnx).status_code == 201
