@@ -14,15 +14,16 @@ from models.build import build_on_meta
 from models.registry import get_entry
 
 
-def export(module: nn.Module, input_size: tuple[int, ...], dynamo: bool = False) -> bytes:
-    """The ONNX file's bytes, weights inside; ``dynamo``: torch.export's exporter instead of TorchScript's."""
+def export(module: nn.Module, input_size: tuple[int, ...], dynamo: bool = False, **kwargs) -> bytes:
+    """The ONNX file's bytes, weights inside; ``dynamo``: torch.export's exporter instead of TorchScript's;
+    ``kwargs`` for torch.onnx.export (input_names, dynamic_axes ...)."""
     args = (torch.randn(1, *input_size),)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
             return torch.onnx.export(module.eval(), args, dynamo=True, verbose=False).model_proto.SerializeToString()
         buffer = io.BytesIO()
-        torch.onnx.export(module.eval(), args, buffer, dynamo=False, opset_version=17)
+        torch.onnx.export(module.eval(), args, buffer, dynamo=False, opset_version=17, **kwargs)
     return buffer.getvalue()
 
 

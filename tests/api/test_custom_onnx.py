@@ -53,6 +53,19 @@ def test_torch_export_graph_counts_as_the_zoo_model(client):
     assert zoo["params"] - card["params"] == folded_batch_norm_channels("resnet18", data)
 
 
+def test_free_height_and_width_take_the_resolution(client):
+    entry = get_entry("resnet18")
+    data = export(entry.build(), entry.input_size, input_names=["image"],
+                  dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+    refused = client.post("/api/custom/onnx", files={"file": ("free.onnx", data)})
+    assert refused.status_code == 422 and "give a resolution" in refused.json()["error"]["message"]
+    card = client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "160"}).json()
+    assert card["input_size"] == [3, 160, 160]
+    assert card["macs"] == client.get("/api/models/resnet18?resolution=160").json()["totals"]["macs"]
+    at_224 = client.get(f"/api/models/{card['id']}?resolution=224").json()
+    assert at_224["totals"]["macs"] == client.get("/api/models/resnet18").json()["macs"]
+
+
 def test_same_file_again_costs_nothing(client, resnet18_upload):
     data, first = resnet18_upload
     again = client.post("/api/custom/onnx", files={"file": ("other-name.onnx", data)})
