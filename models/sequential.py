@@ -161,12 +161,18 @@ def build(layer: Layer) -> nn.Module:
     SequentialError where a layer's constructor refuses its arguments."""
     if layer.children is not None:
         return nn.Sequential(*(build(child) for child in layer.children))
+    shown = ", ".join([*map(repr, layer.args), *(f"{k}={v!r}" for k, v in layer.kwargs.items())])
     try:
         with torch.device("meta"):
-            return LAYERS[layer.name](*layer.args, **layer.kwargs)
+            module = LAYERS[layer.name](*layer.args, **layer.kwargs)
     except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
-        shown = ", ".join([*map(repr, layer.args), *(f"{k}={v!r}" for k, v in layer.kwargs.items())])
         raise SequentialError(f"{layer.name}({shown}) cannot be built: {exc}") from None
+    for name in ("kernel_size", "stride", "dilation"):  # torch accepts 0 here and then computes nonsense
+        value = getattr(module, name, None)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, int) and v < 1 for v in values):
+            raise SequentialError(f"{layer.name}({shown}): {name} must be at least 1, got {value}")
+    return module
 
 
 def sequential_module(code: str) -> nn.Module:
