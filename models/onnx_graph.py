@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
+from models.analysis import MAX_RESOLUTION
+
 MAX_NODES = 20_000          # far above ViT-L (~2,500 nodes); parse and checks stay well under a second
 REAL_VALUE_LIMIT = 4096     # integer/small tensors up to this many elements keep their values
 WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization"}
@@ -374,4 +376,6 @@ def input_spec(model: onnx.ModelProto, resolution: int | None = None) -> InputSp
         raise OnnxError("needs_resolution", "The graph's input has free height and width: give a resolution.")
     height = resolution if values[2] is None else values[2]
     width = resolution if values[3] is None else values[3]
+    if max(height, width) > MAX_RESOLUTION:
+        raise OnnxError("unsupported", f"The input is {height}x{width}; ConvZoo analyses sides up to {MAX_RESOLUTION}.")
     return InputSpec(inputs[0].name, (values[1], height, width))
