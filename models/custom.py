@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 
 import onnx
 
@@ -17,14 +18,15 @@ from models.sequential import sequential_module
 
 ONNX_PREFIX, SEQUENTIAL_PREFIX = "onnx-", "seq-"
 
+_THIS_YEAR = date.today().year  # a user's network is of now
 ONNX_FAMILY = Family(
-    "Your ONNX graph", 2026, "Uploaded ONNX graph",
+    "Your ONNX graph", _THIS_YEAR, "Uploaded ONNX graph",
     "Counted by the zoo's own engine on the graph's nodes. Parameters are the graph's weight initialisers: "
     "where the exporter folded batch norm into the convolutions (torch.onnx.export does in eval mode), each "
     "folded layer's scale and shift are gone and its convolution gained a bias, so the count is lower than "
     "the PyTorch model's by one per folded channel. MACs are unchanged by folding.")
 SEQUENTIAL_FAMILY = Family(
-    "Your Sequential", 2026, "Typed on the /custom page",
+    "Your Sequential", _THIS_YEAR, "Typed on the /custom page",
     "A PyTorch-style nn.Sequential, parsed (never run) and counted by the zoo's own engine.")
 
 
