@@ -42,6 +42,9 @@
     zone.classList.remove("over");
     if (event.dataTransfer.files.length) upload(event.dataTransfer.files[0]);
   });
+  zone.addEventListener("keydown", (event) => {  // the zone is focusable: Enter or Space opens the file chooser
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); fileInput.click(); }
+  });
   fileInput.addEventListener("change", () => { if (fileInput.files.length) upload(fileInput.files[0]); });
 
   // --- Sequential ----------------------------------------------------------------------------
