@@ -47,16 +47,31 @@ def _accepted(op_type: str) -> frozenset[str] | None:
     return frozenset(p.name for p in params)
 
 
+# Operators whose output can be much larger than their inputs: never computed on real values.
+_GROWING = {"Tile", "Pad", "Resize", "MatMul", "Gemm"}
+
+
+def _real_if_small(out: Any) -> Any:
+    """A computed value stays real only while small: what shape arithmetic needs, bounded memory."""
+    if isinstance(out, torch.Tensor) and not out.is_meta and out.numel() > REAL_VALUE_LIMIT:
+        return out.to("meta")
+    if isinstance(out, tuple):
+        return tuple(_real_if_small(o) for o in out)
+    return out
+
+
 def run_op(op_type: str, args: list[Any], attrs: dict[str, Any]) -> Any:
-    """One operator of ``OPS``; when any input is meta, the data inputs go to meta too."""
-    if any(isinstance(a, torch.Tensor) and a.is_meta for a in args):
+    """One operator of ``OPS``. Values stay real only where they are small and
+    feed shapes; when any input is meta (or the operator can grow its output)
+    the data inputs go to meta, and the output is meta too."""
+    if op_type in _GROWING or any(isinstance(a, torch.Tensor) and a.is_meta for a in args):
         values = VALUE_INPUTS.get(op_type, set())
         args = [a.to("meta") if isinstance(a, torch.Tensor) and i not in values and a.dim() > 0 else a
                 for i, a in enumerate(args)]
     accepted = _accepted(op_type)
     if accepted is not None:
         attrs = {k: v for k, v in attrs.items() if k in accepted}
-    return OPS[op_type](*args, **attrs)
+    return _real_if_small(OPS[op_type](*args, **attrs))
 
 
 class OnnxOp(nn.Module):

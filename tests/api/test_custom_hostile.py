@@ -164,3 +164,19 @@ def test_uploads_in_flight_are_bounded(small_client, tiny_onnx):
     finally:
         state.onnx_uploads_in_flight = 0
     assert _upload(small_client, tiny_onnx).status_code == 201
+
+
+def test_constant_arithmetic_never_allocates_what_the_graph_asks(small_client):
+    """A Tile of a constant by 10^9 (32 TB as real values) is computed on meta: the upload just works."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Tile", ["c", "r"], ["t"]), helper.make_node("Shape", ["t"], ["s"]),
+         helper.make_node("Relu", ["x"], ["y"])], "tile",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.ones(4096, dtype=np.int64), "c"),
+                     numpy_helper.from_array(np.array([10**9], dtype=np.int64), "r")])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    assert _upload(small_client, data).status_code == 201
