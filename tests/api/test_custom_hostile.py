@@ -8,10 +8,11 @@ import pickle
 import re
 import zipfile
 
+import numpy as np
 import onnx
 import pytest
 from fastapi.testclient import TestClient
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import convert_model_to_external_data
 from torch import nn
 
@@ -168,9 +169,6 @@ def test_uploads_in_flight_are_bounded(small_client, tiny_onnx):
 
 def test_constant_arithmetic_never_allocates_what_the_graph_asks(small_client):
     """A Tile of a constant by 10^9 (32 TB as real values) is computed on meta: the upload just works."""
-    import numpy as np
-    from onnx import numpy_helper
-
     graph = helper.make_graph(
         [helper.make_node("Tile", ["c", "r"], ["t"]), helper.make_node("Shape", ["t"], ["s"]),
          helper.make_node("Relu", ["x"], ["y"])], "tile",
