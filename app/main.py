@@ -21,6 +21,8 @@ from fastapi.templating import Jinja2Templates
 from app.analysis_cache import AnalysisCache
 from app.charts import routes as charts
 from app.config import Settings
+from app.custom import routes as custom
+from app.custom.store import CustomStore
 from app.errors import install_error_handlers
 from app.head_requests import HeadAsGet
 from app.lab import routes as lab
@@ -87,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.device = resolve_device(settings.device)
     app.state.analysis_cache = AnalysisCache(settings.cache_dir)
     set_trained_weights_dir(settings.cache_dir / "weights")  # LeNet-5's, trained here
+    app.state.custom_store = CustomStore(settings.cache_dir / "custom", settings.custom_store_bytes,
+                                         on_evict=app.state.analysis_cache.forget)
+    app.state.custom_store.install()
     app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
     app.state.weights_fetches = WeightsFetches()
     app.state.inference = InferenceWorker(
@@ -123,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(speed.router, responses=ERROR_RESPONSES)
     app.include_router(predict.router, responses=ERROR_RESPONSES)
     app.include_router(weights.router, responses=ERROR_RESPONSES)
+    app.include_router(custom.router, responses=ERROR_RESPONSES)
     return app
 
 

@@ -137,7 +137,7 @@ def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None 
 
 
 # 1 to MAX_COMPARE ids, comma-separated: declared in the OpenAPI schema too.
-MODEL_LIST_PATTERN = rf"^\s*[a-z0-9_]+\s*(,\s*[a-z0-9_]+\s*){{0,{MAX_COMPARE - 1}}}$"
+MODEL_LIST_PATTERN = rf"^\s*[a-z0-9_.-]+\s*(,\s*[a-z0-9_.-]+\s*){{0,{MAX_COMPARE - 1}}}$"
 
 
 def parse_model_list(text: str) -> list[str]:
