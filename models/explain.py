@@ -118,17 +118,18 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None =
             cam_layers: list[str] | None = None) -> Explanation:
     """Heatmap of ``method`` for class ``target`` (default: the top-1) on
     ``x`` (1, C, H, W), normalised for ``model`` (prepared by
-    prepare_for_gradients). ``grey``: the occlusion patch (1, C, 1, 1) in
-    normalised units; ``cam_layers``: spatial_layers(model, x) if known.
+    prepare_for_gradients). ``layer``: Grad-CAM's, one of ``cam_layers``
+    (default: spatial_layers(model, x), whose last is the default layer);
+    ``grey``: the occlusion patch (1, C, 1, 1) in normalised units.
     Raises LayerError for a Grad-CAM layer without a spatial output and
     ValueError for an unknown method or target."""
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        raise ValueError(f"method must be one of {', '.join(METHODS)}.")
     probs = probabilities(model, x)
     if target is None:
         target = int(probs.argmax())
     if not 0 <= target < probs.numel():
-        raise ValueError(f"target must be a class index from 0 to {probs.numel() - 1}")
+        raise ValueError(f"target must be a class index from 0 to {probs.numel() - 1}; got {target}.")
     height, width = x.shape[2:]
     used_layer = None
     if method == "gradcam":
@@ -136,8 +137,8 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None =
         used_layer = layer or (cam_layers[-1] if cam_layers else None)
         if used_layer not in cam_layers:
             raise LayerError(f"Grad-CAM needs a layer whose output is a map of more than one cell; "
-                             f"{str(used_layer)[:80]!r} is not one. The last such layer is "
-                             f"{cam_layers[-1] if cam_layers else 'missing'}.")
+                             f"{str(used_layer)[:80]!r} is not one of this model's "
+                             f"({', '.join(cam_layers[-3:])} ... in the layer table).")
         cam = LayerGradCam(model, model.get_submodule(used_layer))
         attribution = cam.attribute(x, target=target, relu_attributions=True)
         heat = LayerAttribution.interpolate(attribution.detach(), (height, width), interpolate_mode="bilinear")
