@@ -46,7 +46,7 @@ def timed(send) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="requests per layer (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="requests per layer (median)")
     parser.add_argument("--explain-repeats", type=int, default=5, help="requests per method (occlusion: min(3, this))")
     args = parser.parse_args()
     photo = PHOTO.read_bytes()

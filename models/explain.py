@@ -27,6 +27,7 @@ the Grad-CAM layer's output does), and every gradient is a local of one call.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -155,7 +156,9 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None =
         heatmap = _scaled(attribution[0].mean(dim=0))
     else:
         method_class = _GuidedBackprop if method == "guided_backprop" else _Deconvolution
-        attribution = method_class(model).attribute(x.clone().requires_grad_(True), target=target)
+        with warnings.catch_warnings():  # Captum announces its temporary hooks on every call
+            warnings.filterwarnings("ignore", message="Setting backward hooks", category=UserWarning)
+            attribution = method_class(model).attribute(x.clone().requires_grad_(True), target=target)
         heatmap = _scaled(attribution[0].abs().amax(dim=0), GRADIENT_PERCENTILE)
     return Explanation(method=method, target=target, probability=float(probs[target]), layer=used_layer,
                        heatmap=heatmap.detach().cpu())
