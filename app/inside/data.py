@@ -24,7 +24,7 @@ from models.catalog import ModelEntry
 from models.explain import METHODS, explain, grey_baseline
 from models.feature_maps import draw_feature_maps
 from models.kernels import LayerError, conv_paths, draw_kernels
-from models.preprocess import preprocessing_for
+from models.preprocess import Preprocessing, preprocessing_for
 from models.tiles import GridLayout
 from models.weights import WeightsError, weights_status
 
@@ -140,9 +140,12 @@ def explain_job(worker: InsideWorker, cache: AnalysisCache, entry: ModelEntry, d
                 target: int | None, layer: str | None, max_pixels: int) -> ExplainResponse:
     """``method``'s heatmap for class ``target`` (default: the top-1) over the input crop."""
     started = time.perf_counter()
+    preprocessing = preprocessing_for(entry)
+    if not isinstance(preprocessing, Preprocessing):
+        raise InvalidParameter(f"{entry.name} redraws its input from the image (not a crop of it), so a heatmap "
+                               "over its input has no place in your picture; explanations are for the ImageNet models.")
     image, x = _input(entry, data, max_pixels, worker.device)
     loaded = _eager(worker, entry)
-    preprocessing = preprocessing_for(entry)
     cam_layers, default_layer = _cam_layers(cache, entry)
     try:
         result = explain(loaded.module, x, method, target, layer or default_layer,
@@ -173,4 +176,5 @@ def inside_page_data(cache: AnalysisCache, entry: ModelEntry) -> InsidePage:
     return InsidePage(
         model=entry.id, name=entry.name, weights=status.status, available=status.available, reason=status.reason,
         input_size=list(entry.input_size), conv_layers=list(_conv_paths(entry)), map_layers=list(choices.values()),
-        cam_layers=cam_layers, default_cam_layer=default_layer, methods=list(METHODS))
+        cam_layers=cam_layers, default_cam_layer=default_layer,
+        methods=list(METHODS) if status.available and isinstance(preprocessing_for(entry), Preprocessing) else [])

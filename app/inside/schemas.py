@@ -123,4 +123,4 @@ class InsidePage(BaseModel):
     map_layers: list[LayerChoice] = Field(description="layers whose output is a map of channels (feature maps)")
     cam_layers: list[str] = Field(description="leaf layers with a spatial map of more than one cell (Grad-CAM)")
     default_cam_layer: str | None
-    methods: list[str]
+    methods: list[str] = Field(description="explanation methods; none where the input is not a crop of the image")

@@ -47,7 +47,7 @@
     bitmap = await createImageBitmap(blob, {imageOrientation: "from-image"});
     say("image-status", name + " (" + bitmap.width + "×" + bitmap.height + " px) chosen.");
     $("map-run").disabled = false;
-    $("explain-run").disabled = false;
+    if (data.methods.length) $("explain-run").disabled = false;
   }
 
   async function loadExamples() {
@@ -167,10 +167,12 @@
   $("inside-file").addEventListener("change", (e) => e.target.files[0] && choose(e.target.files[0], e.target.files[0].name));
   $("map-run").addEventListener("click", showMaps);
   $("map-grid").addEventListener("click", pickChannel);
-  $("explain-run").addEventListener("click", explain);
-  $("explain-method").addEventListener("change", () => {
-    $("explain-layer").disabled = $("explain-method").value !== "gradcam";
-  });
+  if (data.methods.length) {
+    $("explain-run").addEventListener("click", explain);
+    $("explain-method").addEventListener("change", () => {
+      $("explain-layer").disabled = $("explain-method").value !== "gradcam";
+    });
+  }
   showFilters();
   loadExamples();
 })();
