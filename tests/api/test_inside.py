@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
+import time
 
+import httpx
 import pytest
-import torch
 from PIL import Image
 
+from app.main import create_app
 from models.registry import get_entry
 from models.weights import load_pretrained
+from tests.conftest import make_settings, serving
 
 LITE0 = "efficientnet_lite0"
 CATS = {"tabby", "tiger cat", "Egyptian cat"}
@@ -245,3 +249,27 @@ def test_the_inside_page_data_lists_layers_from_the_analysis(client, lite0_layer
     assert body["methods"] == ["gradcam", "occlusion", "guided_backprop", "deconvnet"]
     assert client.get("/api/models/zfnet/inside").json()["available"] is False
     assert_error(client.get("/api/models/nope/inside"), 404, "unknown_model")
+
+
+def test_one_explanation_at_a_time_and_the_rest_are_told_to_wait(photos):
+    """With no room to wait, a request that arrives while an occlusion runs
+    gets 503 busy with Retry-After at once, and the server keeps serving."""
+    data = photos["coffee"].read_bytes()
+    with serving(create_app(make_settings(inside_max_waiting=0))) as url:
+        first: dict = {}
+
+        def occlude():
+            first["response"] = httpx.post(f"{url}/api/explain", files={"file": ("c", data)},
+                                           data={"method": "occlusion"}, timeout=120)
+
+        thread = threading.Thread(target=occlude)
+        thread.start()
+        time.sleep(1.0)
+        second = httpx.post(f"{url}/api/explain", files={"file": ("c", data)}, data={"method": "gradcam"}, timeout=30)
+        assert_error(second, 503, "busy")
+        assert int(second.headers["Retry-After"]) >= 1
+        assert httpx.get(f"{url}/api/health").status_code == 200
+        thread.join(timeout=120)
+        assert first["response"].status_code == 200
+        after = httpx.post(f"{url}/api/explain", files={"file": ("c", data)}, data={"method": "gradcam"}, timeout=30)
+        assert after.status_code == 200
