@@ -13,7 +13,7 @@ from urllib.parse import quote
 import torch
 
 from app.analysis_cache import AnalysisCache
-from app.errors import InvalidParameter, WeightsUnavailable
+from app.errors import InvalidImage, InvalidParameter, WeightsUnavailable
 from app.images import decode_image
 from app.inside.schemas import (ChannelStatistics, Crop, ExplainResponse, FeatureMapsResponse, FiltersResponse,
                                 Grid, Heatmap, InsidePage, KernelStatistics, LayerChoice, Target)
@@ -79,7 +79,10 @@ def filters_job(worker: InsideWorker, entry: ModelEntry, layer: str | None) -> t
 def _input(entry: ModelEntry, data: bytes, max_pixels: int, device: torch.device):
     """The decoded upright image and the model's input tensor (1, C, H, W)."""
     image = decode_image(data, max_pixels)
-    tensor = preprocessing_for(entry)(image)[None].to(device)
+    try:
+        tensor = preprocessing_for(entry)(image)[None].to(device)
+    except ValueError as exc:  # e.g. a digit model's preprocessing finds no ink
+        raise InvalidImage(str(exc)) from None
     if device.type == "cpu":
         tensor = tensor.contiguous(memory_format=torch.channels_last)
     return image, tensor
