@@ -57,6 +57,7 @@
   function showMaps(body) {
     $("digit-maps").src = body.png;
     $("digit-maps").hidden = false;
+    $("digit-maps").style.width = body.grid.width * Math.max(1, Math.floor(32 / body.grid.tile_width)) + "px";
     $("digit-map-caption").textContent = body.layer + ": " + body.shape[0] + " channels of " + body.shape[1] + "×" +
       body.shape[2] + (body.receptive_field ? "; one cell sees " + body.receptive_field + "×" +
       body.receptive_field + " input pixels" : "");

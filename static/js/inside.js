@@ -87,6 +87,9 @@
       const [c, h, w] = maps.shape;
       $("map-grid").src = maps.png;
       $("map-grid").hidden = false;
+      // small maps (7x7 at the end of a net) are enlarged, pixel for pixel, to about 32 screen pixels a tile
+      const zoom = Math.max(1, Math.floor(32 / maps.grid.tile_width));
+      $("map-grid").style.width = Math.min(maps.grid.width * zoom, $("map-grid").parentElement.clientWidth) + "px";
       $("map-grid").dataset.channels = String(c);
       const rf = maps.receptive_field === null ? "not a map of the input" :
         maps.receptive_field + "×" + maps.receptive_field + " input pixels, " + maps.jump + " apart";
