@@ -23,6 +23,7 @@
     $("digit-maps").hidden = true;
     $("digit-map-caption").textContent = "";
     $("digit-status").textContent = "Draw a digit.";
+    delete pad.dataset.top1;
   }
 
   function point(event) {
@@ -68,6 +69,7 @@
     if (!strokes) return;
     if (inFlight) { again = true; return; }
     inFlight = true;
+    if (!pad.dataset.top1) $("digit-status").textContent = "Reading the drawing…";
     canvas.toBlob(async (blob) => {
       try {
         const [top5, maps] = await Promise.all([
