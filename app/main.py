@@ -33,7 +33,10 @@ from app.schemas import ERROR_RESPONSES
 from app.speed import routes as speed
 from app.speed.jobs import create_speed_jobs
 from app.templating import install_filters
+from app.weights import routes as weights
+from app.weights.jobs import WeightsFetches
 from app.zoo import routes as zoo
+from models.weights import set_trained_weights_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "static"
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.inference.stop()
         app.state.analysis_cache.stop()
         app.state.speed_jobs.stop()
+        app.state.weights_fetches.stop()
 
     # The stock /docs and /redoc load their scripts from a CDN: /docs is served
     # below from the swagger-ui-bundle package instead, and /redoc is off.
@@ -83,7 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.logger = logger
     app.state.device = resolve_device(settings.device)
     app.state.analysis_cache = AnalysisCache(settings.cache_dir)
+    set_trained_weights_dir(settings.cache_dir / "weights")  # LeNet-5's, trained here
     app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
+    app.state.weights_fetches = WeightsFetches()
     app.state.inference = InferenceWorker(
         app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
         max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads)
@@ -112,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(speed.router, responses=ERROR_RESPONSES)
     app.include_router(predict.router, responses=ERROR_RESPONSES)
     app.include_router(inside.router, responses=ERROR_RESPONSES)
+    app.include_router(weights.router, responses=ERROR_RESPONSES)
     return app
 
 

@@ -80,7 +80,24 @@ def inside() -> str:
         f"torch {data['torch']}, {data['torch_threads']} threads, load average {data['load_average'][0]:.1f}.")
 
 
+def lenet() -> str:
+    r = json.loads((RESULTS / "lenet.json").read_text())
+    rows = [
+        [f"training, median of {r['repeats']}: wall / CPU of its one thread",
+         f"{r['train_seconds_median']:.1f} s / {r['train_cpu_seconds_median']:.1f} s"],
+        ["same weights every run", "yes" if r["identical_weights"] else "no"],
+        [f"held-out top-1 ({r['held_out_images']} digits)", f"{r['held_out_accuracy']:.2f}%"],
+        [f"top-1 on {r['photos']} JPEG photos of the held-out digits (tests' `digit_photo`)",
+         f"{r['photo_accuracy']:.2f}%"],
+        ["digit preparation of a 480x360 photo, median", f"{r['prepare_ms_median']:.1f} ms"],
+    ]
+    return (table(["LeNet-5 on scikit-learn's digits", "value"], rows)
+            + f"\n\nMeasured at a load average of {r['load_average_1min']:.0f} on the {r['cpus']} cores (other "
+              f"sessions): the training's CPU time, {r['train_cpu_seconds_median']:.1f} s, is what it takes on an "
+              f"idle core.")
+
+
 if __name__ == "__main__":
-    for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/load.py", load),
-                          ("bench/inside.py", inside)):
+    for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/lenet.py", lenet),
+                          ("bench/load.py", load), ("bench/inside.py", inside)):
         print(f"### {title}\n\n{render()}\n")

@@ -1,6 +1,7 @@
 """Each model's own preprocessing: the resize, centre crop, resolution and
 normalisation its weights were trained with, as one small value applied to a
-decoded RGB PIL image.
+decoded RGB PIL image. LeNet-5's is models/digits.py's DigitPreprocessing
+(find the digit, crop, centre, scale as its training digits were).
 
 torchvision models take them from their weights' ``transforms()``; timm
 models (the packaged EfficientNet-Lite0 among them) from timm's pretrained
@@ -41,6 +42,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from models.catalog import ModelEntry
+from models.digits import DigitPreprocessing
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class Preprocessing:
     interpolation: str  # "bilinear" | "bicubic"
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.crop, self.crop)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """An RGB PIL image -> a normalised float tensor (3, crop, crop)."""
@@ -73,7 +79,11 @@ class Preprocessing:
 
 
 @cache
-def preprocessing_for(entry: ModelEntry) -> Preprocessing:
+def preprocessing_for(entry: ModelEntry) -> Preprocessing | DigitPreprocessing:
+    """The callable that turns a decoded RGB image into the model's input
+    tensor (``input_shape``). Raises ValueError for a model without weights."""
+    if entry.id == "lenet5":
+        return DigitPreprocessing()
     if entry.tv_weights is not None:
         t = entry.tv_weights.transforms()
         return Preprocessing(resize=t.resize_size[0], crop=t.crop_size[0], interpolation=t.interpolation.value,
