@@ -25,6 +25,8 @@ from app.custom import routes as custom
 from app.custom.store import CustomStore
 from app.errors import install_error_handlers
 from app.head_requests import HeadAsGet
+from app.inside import routes as inside
+from app.inside.worker import InsideWorker
 from app.lab import routes as lab
 from app.lab.data import lab_data
 from app.predict import routes as predict
@@ -97,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.inference = InferenceWorker(
         app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
         max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads)
+    app.state.inside = InsideWorker(app.state.device, loaded_models=settings.inside_loaded_models,
+                                    max_waiting=settings.inside_max_waiting)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates.env)
     app.state.templates = templates
@@ -127,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(lab.router, responses=ERROR_RESPONSES)
     app.include_router(speed.router, responses=ERROR_RESPONSES)
     app.include_router(predict.router, responses=ERROR_RESPONSES)
+    app.include_router(inside.router, responses=ERROR_RESPONSES)
     app.include_router(weights.router, responses=ERROR_RESPONSES)
     app.include_router(custom.router, responses=ERROR_RESPONSES)
     return app

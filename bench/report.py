@@ -63,6 +63,23 @@ def load() -> str:
     return "\n\n".join(parts)
 
 
+def inside() -> str:
+    data = json.loads((RESULTS / "inside.json").read_text())
+    s = data["summary"]
+    rows = [
+        [f"feature maps, median over the {s['layers']} layers", f"{s['feature_maps_median_ms']:.0f} ms"],
+        [f"feature maps, slowest layer ({s['feature_maps_worst_layer']}; goal < 300 ms)",
+         f"{s['feature_maps_worst_ms']:.0f} ms"],
+        ["Grad-CAM (goal < 1 s)", f"{s['gradcam_ms']:.0f} ms"],
+        ["occlusion, 13 x 13 grey squares (goal < 10 s)", f"{s['occlusion_ms']:.0f} ms"],
+        ["guided backpropagation", f"{s['guided_backprop_ms']:.0f} ms"],
+        ["DeconvNet", f"{s['deconvnet_ms']:.0f} ms"],
+    ]
+    return table(["EfficientNet-Lite0, HTTP (in-process client), coffee.png", "median"], rows) + (
+        f"\n\nMedians of {data['repeats']} requests per layer (explanations: see bench/results/inside.json); "
+        f"torch {data['torch']}, {data['torch_threads']} threads, load average {data['load_average'][0]:.1f}.")
+
+
 def lenet() -> str:
     r = json.loads((RESULTS / "lenet.json").read_text())
     rows = [
@@ -96,5 +113,5 @@ def graph() -> str:
 
 if __name__ == "__main__":
     for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/lenet.py", lenet),
-                          ("bench/load.py", load), ("bench/graph.py", graph)):
+                          ("bench/load.py", load), ("bench/graph.py", graph), ("bench/inside.py", inside)):
         print(f"### {title}\n\n{render()}\n")

@@ -23,7 +23,7 @@ from torch.utils.flop_counter import flop_registry
 
 from models import receptive_field
 from models.graph import GraphNode, GraphRecorder, node_to_dict
-from models.explain import explain
+from models.shape_errors import explain_failure
 from models.meta import flat_leaves, no_gc, run_memoised
 
 # Inputs past this side length are refused: nothing in the zoo was trained
@@ -291,7 +291,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
             model(x)
     except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
         raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: "
-                            f"{explain(exc, tracer.stack, rows)}") from exc
+                            f"{explain_failure(exc, tracer.stack, rows)}") from exc
 
     layers = _with_unexecuted(model, rows, tracer.used_storages)
     params = list({id(p): p for p in model.parameters()}.values())

@@ -64,6 +64,19 @@ class Preprocessing:
         tensor = F.pil_to_tensor(image).float().div_(255)
         return F.normalize(tensor, list(self.mean), list(self.std), inplace=True)
 
+    def crop_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """Where the net's input crop lies in a ``width`` x ``height`` image, in
+        its pixels: (x, y, w, h). Follows torchvision's arithmetic: the shorter
+        side resized to ``resize`` (the longer to int(resize * long / short)),
+        then a centre crop whose top-left is round((side - crop) / 2)."""
+        if width <= height:
+            new_w, new_h = self.resize, int(self.resize * height / width)
+        else:
+            new_w, new_h = int(self.resize * width / height), self.resize
+        left, top = int(round((new_w - self.crop) / 2.0)), int(round((new_h - self.crop) / 2.0))
+        sx, sy = width / new_w, height / new_h
+        return left * sx, top * sy, self.crop * sx, self.crop * sy
+
 
 @cache
 def preprocessing_for(entry: ModelEntry) -> Preprocessing | DigitPreprocessing:

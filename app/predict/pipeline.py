@@ -13,7 +13,7 @@ from app.config import Settings
 from app.errors import InvalidImage, InvalidParameter, NotFound, WeightsUnavailable
 from app.predict.schemas import (Example, PredictionItem, PredictModel, PredictPage, PredictResponse,
                                  PreprocessingInfo, Timing, WorkerStatus)
-from app.predict.images import decode_image
+from app.images import decode_image
 from app.predict.worker import InferenceWorker
 from app.names import natural_key
 from models.catalog import ModelEntry
