@@ -16,6 +16,7 @@ from app.schemas_predict import (Example, PredictionItem, PredictModel, PredictP
 from app.services.images import decode_image
 from app.services.inference import InferenceWorker
 from models.catalog import ModelEntry
+from models.predictor import wanted_runtime
 from models.preprocess import preprocessing_for
 from models.registry import get_entry, list_models
 from models.weights import WeightsError, weights_status
@@ -68,7 +69,7 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
     preprocessing = preprocessing_for(entry)
 
     def prepare():
-        return preprocessing(decode_image(data, settings.max_image_pixels))
+        return preprocessing(decode_image(data, settings.max_image_pixels, preprocessing.resize))
 
     try:
         result, preprocess_ms = await worker.predict(entry, prepare, topk)
@@ -81,7 +82,7 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
                      in enumerate(zip(result.indices, result.labels, result.probabilities), start=1)],
         timing_ms=Timing(preprocess=preprocess_ms, inference=result.inference_ms,
                          total=(time.perf_counter() - started) * 1000),
-        batch_size=result.batch_size, input_size=[3, preprocessing.crop, preprocessing.crop],
+        batch_size=result.batch_size, input_size=[3, preprocessing.crop, preprocessing.crop], runtime=result.runtime,
     )
 
 
@@ -92,24 +93,37 @@ def preload_entries(settings: Settings) -> list[ModelEntry]:
     return [entry] if weights_status(entry).available else []
 
 
-def _predict_model(entry: ModelEntry) -> PredictModel:
+def _predict_model(entry: ModelEntry, worker: InferenceWorker) -> PredictModel:
     status = weights_status(entry)
     has_weights = entry.tv_weights is not None or entry.timm_name is not None
+    loaded = worker.runtimes.get(entry.id)
+    if loaded is not None:
+        runtime, reason = loaded.runtime, loaded.reason
+    elif status.available:
+        wanted = wanted_runtime(worker.runtime_setting, worker.device)
+        runtime, reason = None, f"Not loaded yet; when it is: {wanted.reason}" + (
+            " (if the export passes; else eager PyTorch, with the reason here)"
+            if wanted.runtime == "onnxruntime" else "")
+    else:
+        runtime, reason = None, "Cannot predict here (no weights)."
     return PredictModel(
         id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, top1=entry.top1,
         weights=status.status, available=status.available, reason=status.reason,
         preprocessing=PreprocessingInfo(**asdict(preprocessing_for(entry))) if has_weights else None,
+        runtime=runtime, runtime_reason=reason,
     )
 
 
-def predict_page_data(settings: Settings, device: str) -> PredictPage:
+def predict_page_data(settings: Settings, worker: InferenceWorker) -> PredictPage:
     """Which models can predict here (available first) and why the others
-    can't, the example photos, and the limits a client must respect."""
-    models = sorted((_predict_model(entry) for entry in list_models()), key=lambda m: not m.available)
+    can't, which runtime each uses and why, the example photos, and the
+    limits a client must respect."""
+    device = str(worker.device)
+    models = sorted((_predict_model(entry, worker) for entry in list_models()), key=lambda m: not m.available)
     examples = [Example(name=name, title=title, source=f"{package}: {relative}",
                         url=f"/api/predict/examples/{name}")
                 for name, (package, relative, title) in EXAMPLES.items() if example_path(name) is not None]
-    return PredictPage(default_model=settings.default_model, device=device,
+    return PredictPage(default_model=settings.default_model, device=device, runtime_setting=settings.runtime,
                        max_upload_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_image_pixels,
                        default_topk=DEFAULT_TOPK, max_topk=MAX_TOPK, models=models, examples=examples)
 
