@@ -204,7 +204,7 @@ def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Pa
     Raises OnnxUnavailable with the reason when onnxruntime is missing, or the
     export or its verification failed (now or when this key was first tried)."""
     if missing := missing_libraries():
-        raise OnnxUnavailable(f"{', '.join(missing)} not installed (pip install 'convzoo[onnx]')")
+        raise OnnxUnavailable(f"{', '.join(missing)} not installed (pip install {' '.join(missing)})")
     from filelock import FileLock
 
     directory.mkdir(parents=True, exist_ok=True)
