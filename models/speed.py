@@ -116,6 +116,8 @@ def validate_config(config: SpeedConfig, device: torch.device) -> None:
         raise SpeedError(f"{config.dtype} runs only on a GPU here; on the CPU use {' or '.join(CPU_DTYPES)}")
     if config.runtime not in RUNTIMES:
         raise SpeedError(f"runtime must be one of {', '.join(RUNTIMES)}, got {config.runtime!r}")
+    if config.runtime == "onnxruntime" and device.type != "cpu":
+        raise SpeedError("ONNX Runtime is measured on the CPU only here")
     if config.runtime == "onnxruntime" and (config.dtype != "float32" or config.channels_last):
         raise SpeedError("ONNX Runtime is measured in float32, NCHW (its CPU provider picks its own layouts)")
     if not 1 <= config.min_repeats <= config.repeats or config.warmup < 1:
@@ -231,8 +233,6 @@ def measure(entry: ModelEntry, device: str | torch.device = "cpu", config: Speed
     """
     device = torch.device(device)
     validate_config(config, device)
-    if config.runtime == "onnxruntime" and device.type != "cpu":
-        raise SpeedError("ONNX Runtime is measured on the CPU only here")
     started = time.perf_counter()
     backend = backend_for(device)
     budget = config.memory_budget_bytes or backend.default_memory_budget()
