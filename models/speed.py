@@ -338,13 +338,18 @@ def _time_batch(forward: Callable[[torch.Tensor], object], backend: CpuBackend |
             on_progress((config.warmup + config.repeats * timed[0] / target_s) / (config.warmup + config.repeats))
             check_cancel()
 
-        measurement = timer.blocked_autorange(callback=after_block, min_run_time=target_s)
+        # A noisy warm-up can underestimate the cost: more rounds until min_repeats blocks are timed.
+        rounds, runs = [], 0
+        while sum(len(m.times) for m in rounds) < config.min_repeats:
+            rounds.append(timer.blocked_autorange(callback=after_block, min_run_time=target_s))
+            runs += len(rounds[-1].times) * rounds[-1].number_per_run
+        measurement = rounds[0] if len(rounds) == 1 else benchmark.Measurement.merge(rounds)[0]
     peak = backend.peak_bytes(reset_ok)
     del x
     times = sorted(measurement.times)
     median = measurement.median
     return BatchTiming(
-        batch_size=batch_size, runs=len(times) * measurement.number_per_run, median_ms=median * 1000,
+        batch_size=batch_size, runs=runs, median_ms=median * 1000,
         p90_ms=max(median, quantile(times, 0.9)) * 1000, min_ms=times[0] * 1000,
         ms_per_image=median * 1000 / batch_size, images_per_s=batch_size / median, peak_memory_bytes=peak,
     )

@@ -23,7 +23,7 @@ Runtime = Literal["eager", "onnxruntime"]
 
 
 class RuntimeSpeed(BaseModel):
-    """One way of running a model (float32, its own input size), at batch 1 and at its best batch."""
+    """One way of running a model (float32), at batch 1 and at its best batch."""
 
     variant: str  # "float32", "float32-channels_last", "float32-onnxruntime"
     label: str  # "eager", "eager, channels_last", "ONNX Runtime"
@@ -56,7 +56,7 @@ class SpeedRow(BaseModel):
     peak_memory_bytes: int | None = None  # at batch 1
     measured_at: str | None = None
     vs_macs: float | None = None  # measured latency / latency the fit predicts from MACs
-    runtimes: list[RuntimeSpeed] = []  # every runtime measured at float32 and the model's own input
+    runtimes: list[RuntimeSpeed] = []  # every float32 runtime measured, at one input size (runtime_speeds)
     fastest_ms: float | None = None  # batch-1 latency on its fastest runtime measured (this row's or runtimes')
     fastest_runtime: str | None = None  # that runtime's label
 
@@ -108,11 +108,17 @@ _RUNTIME_LABELS = {"float32": "eager", "float32-channels_last": "eager, channels
 
 
 def runtime_speeds(entry: ModelEntry, results: list[SpeedResult]) -> list[RuntimeSpeed]:
-    """The float32 runtimes measured at the model's own input, eager first,
-    each with its speed-up over eager at batch 1."""
+    """The float32 runtimes measured at one input size (the model's own if
+    any was measured there, else the newest measurement's), eager first, each
+    with its speed-up over eager at batch 1."""
+    comparable = [r for r in results if r.variant in _RUNTIME_LABELS]  # newest first
+    if not comparable:
+        return []
+    native = [r for r in comparable if r.input_shape == list(entry.input_size)]
+    shape = (native or comparable)[0].input_shape
     newest: dict[str, SpeedResult] = {}
-    for result in results:  # newest first
-        if result.variant in _RUNTIME_LABELS and result.input_shape == list(entry.input_size):
+    for result in comparable:
+        if result.input_shape == shape:
             newest.setdefault(result.variant, result)
     speeds = []
     for variant, label in _RUNTIME_LABELS.items():
