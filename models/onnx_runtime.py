@@ -12,9 +12,9 @@ use it.
   except where eager's own logits tie within the tolerance (a tie has no
   order to keep).
 - Cache: ``<directory>/<name>-<key>.onnx`` with a JSON record beside it; the
-  key hashes the weights (every tensor's bytes) and the versions of torch,
-  onnx, onnxscript and onnxruntime, so new weights or a new library never
-  reuse a stale file. A failed export or verification is recorded too (same
+  key hashes the weights (every tensor's bytes), the versions of torch,
+  onnx, onnxscript and onnxruntime, the input shape and the tolerance, so new
+  weights or a new library never reuse a stale file or verdict. A failed export or verification is recorded too (same
   key), so a model that cannot run on ORT is not re-exported on every load.
   Files appear whole (written in a temporary file, then renamed) and one
   process exports a given key at a time (a filelock beside it).
@@ -85,9 +85,10 @@ def weights_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def export_key(module: nn.Module, input_shape: tuple[int, int, int]) -> str:
+def export_key(module: nn.Module, input_shape: tuple[int, int, int], tolerance: float, relative: bool) -> str:
+    """What an export and its verdict depend on: weights, libraries, input, and the check's tolerance."""
     payload = {"weights": weights_digest(module), "versions": library_versions(), "opset": OPSET,
-               "input": list(input_shape), "max_batch": MAX_BATCH}
+               "input": list(input_shape), "max_batch": MAX_BATCH, "tolerance": tolerance, "relative": relative}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -208,7 +209,7 @@ def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Pa
     from filelock import FileLock
 
     directory.mkdir(parents=True, exist_ok=True)
-    key = export_key(module, input_shape)
+    key = export_key(module, input_shape, tolerance, relative_tolerance)
     path = directory / f"{name}-{key}.onnx"
     record = path.with_suffix(".json")
     with FileLock(str(path) + ".lock"):
