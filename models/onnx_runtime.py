@@ -17,7 +17,11 @@ use it.
   weights or a new library never reuse a stale file or verdict. A failed export or verification is recorded too (same
   key), so a model that cannot run on ORT is not re-exported on every load.
   Files appear whole (written in a temporary file, then renamed) and one
-  process exports a given key at a time (a filelock beside it).
+  process exports a given key at a time (a filelock beside it). Verdicts of
+  the verification are kept; an exception from the exporter is not (it is
+  retried at the next load), so a passing glitch is never cached as "fails".
+- Threads: torch.export keeps global tracing state (torch.fx.traceback's
+  current_meta), so one export runs at a time in a process (``_EXPORTING``).
 
 Errors: ``OnnxUnavailable`` (the export or verification failed, or
 onnxruntime is not installed; its message is the reason shown to users).
@@ -30,6 +34,7 @@ import importlib.metadata
 import json
 import os
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,6 +48,7 @@ TOPK = 5
 MAX_BATCH = 1024  # the dynamic batch dimension's upper bound
 PROBE_BATCH = 2
 _LIBRARIES = ("torch", "onnx", "onnxscript", "onnxruntime")
+_EXPORTING = threading.Lock()
 
 
 class OnnxUnavailable(Exception):
@@ -216,10 +222,12 @@ def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Pa
         if record.is_file():
             verification = Verification(**{**json.loads(record.read_text())["verification"]})
         else:
-            verification = _export_and_verify(module, input_shape, path, tolerance, relative_tolerance)
-            _write_atomically(record, json.dumps({
-                "name": name, "key": key, "input_shape": list(input_shape), "opset": OPSET,
-                "versions": library_versions(), "verification": asdict(verification)}, indent=1))
+            with _EXPORTING:
+                verification, verdict = _export_and_verify(module, input_shape, path, tolerance, relative_tolerance)
+            if verdict:
+                _write_atomically(record, json.dumps({
+                    "name": name, "key": key, "input_shape": list(input_shape), "opset": OPSET,
+                    "versions": library_versions(), "verification": asdict(verification)}, indent=1))
     if not verification.ok:
         raise OnnxUnavailable(verification.reason)
     if not path.is_file():
@@ -228,20 +236,22 @@ def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Pa
 
 
 def _export_and_verify(module: nn.Module, input_shape: tuple[int, int, int], path: Path, tolerance: float,
-                       relative: bool) -> Verification:
+                       relative: bool) -> tuple[Verification, bool]:
+    """The verification, and whether it is a verdict worth keeping (the
+    export ran and ORT ran it) rather than an exception."""
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as scratch:
         target = Path(scratch) / "model.onnx"
         try:
             _export(module, target, probe_batch(input_shape).to(next(module.parameters()).device))
         except Exception as exc:  # the exporter raises many kinds; all mean "stay on PyTorch"
-            return Verification(ok=False, reason=f"torch.onnx.export failed: {_first_line(exc)}")
+            return Verification(ok=False, reason=f"torch.onnx.export failed: {_first_line(exc)}"), False
         try:
             verification = _verify(module, target, input_shape, tolerance, relative)
         except Exception as exc:  # ORT could not load or run the graph
-            return Verification(ok=False, reason=f"ONNX Runtime could not run the export: {_first_line(exc)}")
+            return Verification(ok=False, reason=f"ONNX Runtime could not run the export: {_first_line(exc)}"), True
         if verification.ok:
             os.replace(target, path)
-        return verification
+        return verification, True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -84,3 +84,4 @@ def test_a_failing_exporter_leaves_the_model_on_pytorch(tmp_path, photos, monkey
     assert body["runtime"] == "torch"
     assert lite0["runtime"] == "torch"
     assert "torch.onnx.export failed: RuntimeError: Unsupported operator aten::made_up" in lite0["runtime_reason"]
+    assert not list((tmp_path / "onnx").glob("*.json"))  # an exception is retried at the next load, not kept
