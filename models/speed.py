@@ -204,8 +204,9 @@ def _runner(entry: ModelEntry, model: nn.Module, config: SpeedConfig, input_shap
     """What one timed run calls with the input batch, and what the runtime
     was verified with. ONNX Runtime: the export of these very (constant)
     weights, checked against ``model`` (tolerance scaled by the logits'
-    magnitude: constant weights make large logits); 2+ intra-op threads as
-    torch has, spinning between runs as a dedicated server would."""
+    magnitude: constant weights make large logits); as many intra-op threads
+    as torch has, not spinning between runs, as the prediction server runs it
+    (spinning threads lose their time slices on a shared machine)."""
     if config.runtime == "eager":
         return model, None
     with tempfile.TemporaryDirectory() as scratch:
@@ -213,7 +214,7 @@ def _runner(entry: ModelEntry, model: nn.Module, config: SpeedConfig, input_shap
             path, verification = exported(model, input_shape, export_dir or Path(scratch), f"speed-{entry.id}",
                                           relative_tolerance=True)
             ort_model = OrtModel(path, verification, torch.device("cpu"), threads=torch.get_num_threads(),
-                                 spinning=True)
+                                 spinning=False)
         except OnnxUnavailable as exc:
             raise SpeedError(f"{entry.id} cannot run on ONNX Runtime here: {exc}") from None
 

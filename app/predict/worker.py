@@ -19,6 +19,8 @@ Interface (stable; other features and serving modes rely on it):
   the queue is full, WeightsError when the weights are missing.
 - ``runtimes``: model id -> RuntimeChoice for every model loaded so far.
 - counters: ``queued``, ``max_queue``, ``running``, ``batch_sizes``, ``models.ids``.
+- ``run_batch(predictor, [(tensor, topk), ...]) -> [Inference, ...]``: one
+  forward pass, for any serving mode that holds a Predictor.
 """
 
 from __future__ import annotations
@@ -246,22 +248,32 @@ class InferenceWorker:
         if not jobs:
             return
         try:
-            loaded = self.models.get(jobs[0].entry)
-            started = time.perf_counter()
-            inputs = jobs[0].tensor[None] if len(jobs) == 1 else torch.stack([job.tensor for job in jobs])
-            values, indices = loaded.classify(inputs, max(job.topk for job in jobs))
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            results = run_batch(self.models.get(jobs[0].entry), [(job.tensor, job.topk) for job in jobs])
         except Exception as exc:  # a model that fails to load or run fails its requests, not the worker
             for job in jobs:
                 job.future.set_exception(exc)
             return
         self.batch_sizes[len(jobs)] += 1
-        for row, job in enumerate(jobs):
-            idx = indices[row, :job.topk].tolist()
-            job.future.set_result(Inference(
-                indices=idx, probabilities=values[row, :job.topk].tolist(),
-                labels=[loaded.categories[i] for i in idx], inference_ms=elapsed_ms, batch_size=len(jobs),
-                runtime=loaded.runtime))
+        for job, result in zip(jobs, results):
+            job.future.set_result(result)
+
+
+def run_batch(predictor: Predictor, requests: list[tuple[torch.Tensor, int]]) -> list[Inference]:
+    """One forward pass over preprocessed images of one model, each with its
+    own top-k (tensor (3, crop, crop), k), on the predictor's runtime. What
+    any serving mode (this worker, a process pool, a Ray Serve deployment)
+    calls, so all answer alike."""
+    started = time.perf_counter()
+    inputs = requests[0][0][None] if len(requests) == 1 else torch.stack([tensor for tensor, _ in requests])
+    values, indices = predictor.classify(inputs, max(k for _, k in requests))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    results = []
+    for row, (_, k) in enumerate(requests):
+        idx = indices[row, :k].tolist()
+        results.append(Inference(indices=idx, probabilities=values[row, :k].tolist(),
+                                 labels=[predictor.categories[i] for i in idx], inference_ms=elapsed_ms,
+                                 batch_size=len(requests), runtime=predictor.runtime))
+    return results
 
 
 def _by_model(batch: list[Job]) -> list[list[Job]]:
