@@ -23,6 +23,7 @@ from torch.utils.flop_counter import flop_registry
 
 from models import receptive_field
 from models.graph import GraphNode, GraphRecorder, node_to_dict
+from models.shape_errors import explain_failure
 from models.meta import flat_leaves, no_gc, run_memoised
 
 # Inputs past this side length are refused: nothing in the zoo was trained
@@ -30,7 +31,8 @@ from models.meta import flat_leaves, no_gc, run_memoised
 MAX_RESOLUTION = 2048
 
 # Bump when the shape of an Analysis changes: it is part of the cache key.
-ANALYSIS_VERSION = 4  # 2: receptive field and jump; 3: the bias attribute; 4: the data-flow graph
+# 2: receptive field and jump; 3: the bias attribute; 4: the data-flow graph; 5: global receptive fields
+ANALYSIS_VERSION = 5
 
 # Module hyper-parameters worth showing beside a row (they feed the formulas).
 _ATTRIBUTES = (
@@ -57,6 +59,9 @@ class LayerRow:
     # elements (models/receptive_field.py); None where the output is not a map of the input.
     receptive_field: int | None = None
     jump: int | None = None
+    # Every position of the input has been mixed into each element (global pooling, attention over
+    # all tokens, a linear layer over the flattened map): the field is the whole input and stops growing.
+    receptive_field_global: bool = False
 
 
 @dataclass
@@ -199,7 +204,7 @@ def _hooks(model: nn.Module, tracer: _Tracer, rows: list[LayerRow],
             tracer.stack.pop()
             tracer.graph.exit(output)
             row.output_shape = _first_shape(output)
-            row.receptive_field, row.jump = receptive_field.of(output) or (None, None)
+            row.receptive_field, row.jump, row.receptive_field_global = receptive_field.of(output) or (None, None, False)
             if is_leaf:
                 on_leaf_output(output, tracer.stack + [row])
 
@@ -284,8 +289,9 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
     try:
         with no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
             model(x)
-    except (RuntimeError, ValueError, IndexError, AssertionError) as exc:
-        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: {exc}") from exc
+    except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
+        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: "
+                            f"{explain_failure(exc, tracer.stack, rows)}") from exc
 
     layers = _with_unexecuted(model, rows, tracer.used_storages)
     params = list({id(p): p for p in model.parameters()}.values())

@@ -121,12 +121,23 @@ def catalog_page(request: Request, cache: Cache) -> HTMLResponse:
 
 @router.get("/models/{model_id}", response_class=HTMLResponse, include_in_schema=False)
 def model_page(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> HTMLResponse:
+    """A resolution the model can't take keeps the reader on this page (422): the model at its own
+    size, the form holding what they typed, and why, beside it."""
     entry = lookup_entry(model_id)
-    layers = layers_data(cache, entry, resolution)
+    refused = None
+    try:
+        layers = layers_data(cache, entry, resolution)
+    except InvalidParameter as exc:
+        refused, resolution = {"value": resolution, "message": exc.message}, None
+        layers = layers_data(cache, entry)
     model = model_data(cache, entry, resolution, layers.layers)
-    return _render(request, "model.html", {"model": model, "layers": layers, "resolution": resolution,
-                                           "graph": graph_outline(cache, entry, resolution),
-                                           **zoo_pages.model_extras(model, layers)})
+    response = _render(request, "model.html", {"model": model, "layers": layers, "resolution": resolution,
+                                               "refused": refused, "max_resolution": MAX_RESOLUTION,
+                                               "graph": graph_outline(cache, entry, resolution),
+                                               **zoo_pages.model_extras(model, layers)})
+    if refused:
+        response.status_code = 422
+    return response
 
 
 @router.get("/compare", response_class=HTMLResponse, include_in_schema=False)

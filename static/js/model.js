@@ -96,3 +96,57 @@
       .catch(() => { lecture.hidden = true; });
   }
 })();
+
+// "Fetch weights": start the download on the server and follow its progress.
+(function () {
+  const box = document.getElementById("weights-fetch");
+  if (!box) return;
+  const button = document.getElementById("fetch-weights");
+  const bar = document.getElementById("fetch-progress");
+  const message = document.getElementById("fetch-message");
+  const badge = document.querySelector("#card .badge");
+  const mb = (n) => (n / 1e6).toFixed(1);
+
+  function show(job) {
+    if (job.fraction !== null) { bar.value = job.fraction; } else { bar.removeAttribute("value"); }
+    if (job.status === "done") {
+      bar.value = 1;
+      message.textContent = "Weights fetched: this model can predict now.";
+      badge.textContent = job.weights;
+      badge.className = `badge weights-${job.weights}`;
+      button.hidden = true;
+    } else if (job.status === "failed") {
+      message.textContent = job.error;
+      button.disabled = false;
+    } else {
+      message.textContent = job.total_bytes ? `${mb(job.received_bytes)} of ${mb(job.total_bytes)} MB`
+        : `${mb(job.received_bytes)} MB`;
+    }
+  }
+
+  async function follow(url) {
+    while (true) {
+      const response = await fetch(url);
+      const job = await response.json();
+      if (!response.ok) { message.textContent = job.error.message; button.disabled = false; return; }
+      show(job);
+      if (job.status === "done" || job.status === "failed") return;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    message.textContent = "Starting…";
+    const response = await fetch(`/api/models/${box.dataset.model}/weights/fetch`, { method: "POST" });
+    const body = await response.json();
+    if (!response.ok) {
+      message.textContent = body.error.message;
+      button.disabled = false;
+      return;
+    }
+    bar.hidden = false;
+    show(body);
+    if (body.status !== "done") follow(response.headers.get("Location"));
+  });
+})();
