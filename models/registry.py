@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from models.catalog import ModelEntry
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_ALIASES: dict[str, str] = {}  # another name -> the id it stands for (timm-inception_v4 -> inception_v4)
+
+# What a model id looks like, in every route pattern and schema: zoo ids
+# (vgg16), timm-<arch>, onnx-<hex>.
+MODEL_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 
 
 class UnknownModelError(KeyError):
@@ -32,6 +37,12 @@ def register_model(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
+def register_alias(alias: str, model_id: str) -> None:
+    if alias in _REGISTRY or alias in _ALIASES:
+        raise ValueError(f"Duplicate model id {alias!r}")
+    _ALIASES[alias] = model_id
+
+
 def _loaded() -> dict[str, ModelEntry]:
     importlib.import_module("models.catalog")
     return _REGISTRY
@@ -42,7 +53,11 @@ def list_models() -> list[ModelEntry]:
 
 
 def get_entry(model_id: str) -> ModelEntry:
+    """The entry ``model_id`` names, following aliases: the answer's ``id`` then
+    differs from ``model_id`` (pages and APIs redirect to it). The one lookup
+    of a model id."""
+    registry = _loaded()
     try:
-        return _loaded()[model_id]
+        return registry[_ALIASES.get(model_id, model_id)]
     except KeyError:
         raise UnknownModelError(model_id) from None
