@@ -21,7 +21,8 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model, get_model_weights
 
-from models import classic, timm_zoo
+import models.classic as classic
+import models.timm_zoo as timm_zoo
 from models.registry import register_alias, register_model
 from models.timm_zoo import TimmFacts
 
