@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 import warnings
@@ -67,6 +68,27 @@ def _markdown(checks: list[dict], totals: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write(checks: list[dict], planned: int, seconds: float) -> dict:
+    built = [c for c in checks if c["status"] == "ok"]
+    totals = {
+        "rows": len(checks),
+        "analysed": len(built),
+        "failed": len(checks) - len(built),
+        "params_equal": sum(c["params_equal"] for c in built),
+        "reparameterised": sum(c["reparameterised"] for c in built),
+        "gmacs_equal_reconciled": sum(c["gmacs_equal"] for c in built),
+        "gmacs_equal_before_reconciling": sum(c["gmacs_equal_unreconciled"] for c in built),
+        "gmacs_still_differ": sum(not c["gmacs_equal"] for c in built),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "timm_exactness.json").write_text(json.dumps(
+        {"timm": timm.__version__, "torch": torch.__version__, "rows_planned": planned, "seconds": round(seconds, 1),
+         "median_row_seconds": statistics.median(c["seconds"] for c in checks), "totals": totals,
+         "rows": checks}, indent=1))
+    (RESULTS / "timm_exactness.md").write_text(_markdown(checks, totals))
+    return totals
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows")
@@ -87,23 +109,9 @@ def main() -> int:
         flag = "ok" if check["status"] == "ok" and check["params_equal"] and check["gmacs_equal"] else "DIFF"
         print(f"[{i}/{len(rows)}] {row.arch} @{row.img_size}: {flag} {check['reason'] or check['responsible_op'] or ''}",
               flush=True)
-    built = [c for c in checks if c["status"] == "ok"]
-    totals = {
-        "rows": len(checks),
-        "analysed": len(built),
-        "failed": len(checks) - len(built),
-        "params_equal": sum(c["params_equal"] for c in built),
-        "reparameterised": sum(c["reparameterised"] for c in built),
-        "gmacs_equal_reconciled": sum(c["gmacs_equal"] for c in built),
-        "gmacs_equal_before_reconciling": sum(c["gmacs_equal_unreconciled"] for c in built),
-        "gmacs_still_differ": sum(not c["gmacs_equal"] for c in built),
-    }
+        if i % 100 == 0 or i == len(rows):  # a long run leaves its results behind as it goes
+            totals = _write(checks, len(rows), time.perf_counter() - start)
     seconds = time.perf_counter() - start
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "timm_exactness.json").write_text(json.dumps(
-        {"timm": timm.__version__, "torch": torch.__version__, "seconds": round(seconds, 1), "totals": totals,
-         "rows": checks}, indent=1))
-    (RESULTS / "timm_exactness.md").write_text(_markdown(checks, totals))
     print()
     for key, value in totals.items():
         print(f"{key:32s} {value}")

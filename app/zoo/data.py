@@ -3,6 +3,7 @@ pages and their /api twins."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 from app.analysis_cache import AnalysisCache
@@ -13,7 +14,7 @@ from app.zoo.formulas import layer_formulas
 from app.zoo.layer_stats import profile, stages
 from models.analysis import Analysis, AnalysisError
 from models.catalog import ModelEntry
-from models.registry import list_models
+from models.registry import MODEL_ID_PATTERN, list_models
 from models.weights import weights_status
 
 MAX_COMPARE = 6
@@ -26,20 +27,40 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
         raise InvalidParameter(str(exc)) from None
 
 
-def card(cache: AnalysisCache, entry: ModelEntry) -> ModelCard:
-    totals = cache.get(entry).totals
+def card(cache: AnalysisCache, entry: ModelEntry, wait: bool = True) -> ModelCard:
+    """The model's card; ``wait=False`` (catalog lists) never analyses: a model
+    not analysed yet comes back with ``analysed`` false and no counts."""
+    totals = cache.get(entry).totals if wait else cache.peek_totals(entry)
     status = weights_status(entry)
+    facts = entry.timm
     return ModelCard(
         id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, source=entry.source,
-        input_size=list(entry.input_size), params=totals.params, macs=totals.macs,
+        input_size=list(entry.input_size), params=totals.params if totals else None,
+        macs=totals.macs if totals else None, analysed=totals is not None,
         top1=entry.top1, top5=entry.top5, accuracy_source=entry.accuracy_source, weights=status.status,
         paper=entry.family.paper, introduced=entry.family.introduced, citation=entry.citation,
-        weights_reason=status.reason,
+        weights_reason=status.reason, pretrain=facts.pretrain if facts else _pretrain(entry),
+        top1_resolution=facts.top1_resolution if facts else None,
     )
 
 
+def _pretrain(entry: ModelEntry) -> str | None:
+    """What the accuracy's weights were pre-trained on, outside timm: torchvision's
+    SWAG weights on Instagram's 3.6B images (ig3b), the rest on ImageNet-1k."""
+    if entry.top1 is None:
+        return None
+    return "ig3b" if "SWAG" in str(entry.tv_weights) else "in1k"
+
+
 def catalog_data(cache: AnalysisCache) -> CatalogResponse:
-    return CatalogResponse(models=[card(cache, entry) for entry in list_models()])
+    """Every card, without waiting for any analysis; rebuilt when another model
+    has been analysed, or after 30 s (weights fetched meanwhile)."""
+    key = (cache.generation, len(list_models()), int(time.monotonic() // 30))
+    cached = getattr(cache, "catalog_cards", None)
+    if cached is None or cached[0] != key:
+        cached = (key, [card(cache, entry, wait=False) for entry in list_models()])
+        cache.catalog_cards = cached
+    return CatalogResponse(models=cached[1], total=len(cached[1]))
 
 
 def _totals(analysis: Analysis) -> Totals:
@@ -75,7 +96,7 @@ def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None 
 
 
 # 1 to MAX_COMPARE ids, comma-separated: declared in the OpenAPI schema too.
-MODEL_LIST_PATTERN = rf"^\s*[a-z0-9_]+\s*(,\s*[a-z0-9_]+\s*){{0,{MAX_COMPARE - 1}}}$"
+MODEL_LIST_PATTERN = rf"^\s*{MODEL_ID_PATTERN}\s*(,\s*{MODEL_ID_PATTERN}\s*){{0,{MAX_COMPARE - 1}}}$"
 
 
 def parse_model_list(text: str) -> list[str]:

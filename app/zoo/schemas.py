@@ -88,6 +88,10 @@ class ModelDetail(ModelCard):
 
 class CatalogResponse(BaseModel):
     models: list[ModelCard]
+    # Extensions: how many cards match the filters (all of them, unpaged), and the page.
+    total: int = 0
+    page: int = 1
+    per_page: int | None = None  # None: every match on one page (the default, as before paging)
 
 
 class CompareItem(ModelCard):
