@@ -34,6 +34,7 @@ from models.timm_exactness import check_row  # noqa: E402
 from models.timm_zoo import load_benchmark  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+NAME = "timm_exactness"
 
 
 def _markdown(checks: list[dict], totals: dict) -> str:
@@ -81,11 +82,11 @@ def _write(checks: list[dict], planned: int, seconds: float) -> dict:
         "gmacs_still_differ": sum(not c["gmacs_equal"] for c in built),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "timm_exactness.json").write_text(json.dumps(
+    (RESULTS / f"{NAME}.json").write_text(json.dumps(
         {"timm": timm.__version__, "torch": torch.__version__, "rows_planned": planned, "seconds": round(seconds, 1),
          "median_row_seconds": statistics.median(c["seconds"] for c in checks), "totals": totals,
          "rows": checks}, indent=1))
-    (RESULTS / "timm_exactness.md").write_text(_markdown(checks, totals))
+    (RESULTS / f"{NAME}.md").write_text(_markdown(checks, totals))
     return totals
 
 
@@ -93,12 +94,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows")
     parser.add_argument("--arch", nargs="*", default=None, help="only these architectures")
+    parser.add_argument("--reverse", action="store_true", help="from the last row (a second process meets the first)")
+    parser.add_argument("--name", default="timm_exactness", help="results file name under bench/results")
+    parser.add_argument("--merge", nargs="*", default=None,
+                        help="combine earlier results files (rows of the same arch and size once) and stop")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     rows = load_benchmark()
     if args.arch:
         rows = [r for r in rows if r.arch in args.arch]
     rows = rows[: args.limit] if args.limit else rows
+    if args.reverse:
+        rows = rows[::-1]
+    global NAME
+    NAME = args.name
+    if args.merge is not None:
+        merged = {}
+        for path in args.merge:
+            for check in json.loads(Path(path).read_text())["rows"]:
+                merged.setdefault((check["arch"], check["img_size"]), check)
+        order = {(r.arch, r.img_size): i for i, r in enumerate(load_benchmark())}
+        checks = sorted(merged.values(), key=lambda c: order.get((c["arch"], c["img_size"]), 0))
+        totals = _write(checks, len(load_benchmark()), sum(c["seconds"] for c in checks))
+        for key, value in totals.items():
+            print(f"{key:32s} {value}")
+        return 0
 
     checks, start = [], time.perf_counter()
     for i, row in enumerate(rows, 1):

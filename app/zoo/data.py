@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from functools import lru_cache
 
 from app.analysis_cache import AnalysisCache
 from app.errors import InvalidParameter
@@ -12,7 +13,9 @@ from app.schemas import ModelCard
 from app.zoo.schemas import CatalogResponse, CompareItem, CompareResponse, Layer, LayersResponse, ModelDetail, Totals
 from app.zoo.formulas import layer_formulas
 from app.zoo.layer_stats import profile, stages
-from models.analysis import Analysis, AnalysisError
+from models.analysis import Analysis, AnalysisError, analyse, input_shape_for
+from models.build import build_on_meta
+from models.timm_zoo import is_reparameterisable
 from models.catalog import ModelEntry
 from models.registry import MODEL_ID_PATTERN, list_models
 from models.weights import weights_status
@@ -85,7 +88,23 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
         **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=2 * totals.activation_bytes,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
+        inference_form=inference_form_totals(entry, resolution),
+        pretrained_tags=list(entry.timm.tags) if entry.timm else [],
     )
+
+
+@lru_cache(maxsize=512)
+def inference_form_totals(entry: ModelEntry, resolution: int | None) -> Totals | None:
+    """Totals of a timm net re-parameterised for inference (timm's own
+    reparameterize_model), where that changes the net; None otherwise.
+    Pure given the library versions, so kept per process."""
+    if entry.source != "timm":
+        return None
+    model = build_on_meta(entry, resolution)
+    if not is_reparameterisable(model):
+        return None
+    fused = build_on_meta(entry, resolution, reparameterised=True)
+    return _totals(analyse(fused, input_shape_for(entry, resolution)))
 
 
 def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> LayersResponse:

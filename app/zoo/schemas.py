@@ -84,6 +84,11 @@ class ModelDetail(ModelCard):
     # Extensions: the input analysed (?resolution=N) and the cost per stage.
     input_shape: list[int] = []
     stages: list[Stage] = []
+    # Re-parameterisable timm nets (RepVGG, MobileOne, FastViT ...): the totals
+    # of the inference form, fused by timm's own reparameterize_model (the form
+    # timm's benchmark table counts); ``totals`` are the form as trained. None elsewhere.
+    inference_form: Totals | None = None
+    pretrained_tags: list[str] = []  # timm architectures: timm's pretrained tags
 
 
 class CatalogResponse(BaseModel):
