@@ -158,3 +158,15 @@ def photos() -> dict[str, Path]:
     found["animated_gif"] = data / "no_time_for_that_tiny.gif"
     found["grace_hopper"] = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     return found
+
+
+def analyse_course_models(app) -> None:
+    """The catalog lists cards without analysing anything; tests that read the
+    counts of the course's 92 models (every zoo id but timm-<arch>) analyse them
+    first, once per session's cache."""
+    from models.registry import list_models
+
+    cache = app.state.analysis_cache
+    for entry in list_models():
+        if entry.timm is None:
+            cache.get(entry)
