@@ -4,6 +4,7 @@ and, beside each, its page (/, /models/{id}, /compare)."""
 from __future__ import annotations
 
 import re
+import threading
 from typing import Annotated
 
 import timm
@@ -77,9 +78,28 @@ def api_model(request: Request, model_id: str, cache: Cache, resolution: Resolut
 
 
 @router.get("/api/models/{model_id}/layers", response_model=LayersResponse)
-def api_layers(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> LayersResponse:
+def api_layers(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> Response:
+    """Served from the JSON bytes of an earlier answer where there is one: the
+    rows (and their formulas) are pure given the analysis, and re-serialising
+    a 500-row table costs more than the cached analysis itself."""
     entry, redirect = _canonical(request, model_id)
-    return redirect or layers_data(cache, entry, resolution)
+    if redirect:
+        return redirect
+    key = (entry.id, resolution, cache.versions)
+    body = _LAYERS_BYTES.get(key)
+    if body is None:
+        body = layers_data(cache, entry, resolution).model_dump_json().encode()
+        with _LAYERS_BYTES_LOCK:
+            _LAYERS_BYTES[key] = body
+            while len(_LAYERS_BYTES) > _LAYERS_BYTES_ITEMS:
+                _LAYERS_BYTES.pop(next(iter(_LAYERS_BYTES)))
+    return Response(body, media_type="application/json")
+
+
+# The newest per-layer answers as JSON bytes, oldest dropped first.
+_LAYERS_BYTES: dict[tuple, bytes] = {}
+_LAYERS_BYTES_ITEMS = 64
+_LAYERS_BYTES_LOCK = threading.Lock()
 
 
 ModelList = Annotated[str, Query(pattern=MODEL_LIST_PATTERN,
