@@ -135,7 +135,7 @@ def main() -> int:
     print()
     for key, value in totals.items():
         print(f"{key:32s} {value}")
-    print(f"{len(checks)} rows in {seconds:.0f} s; wrote {RESULTS / 'timm_exactness.json'} and timm_exactness.md")
+    print(f"{len(checks)} rows in {seconds:.0f} s; wrote {RESULTS / NAME}.json and .md")
     return 0
 
 

@@ -17,7 +17,9 @@ the top-level op gives its count. Per op:
   eval, layer/group/instance norm 4 or 5), ``upsample_nearest2d`` (1 per
   output element), ``upsample_bilinear2d`` and ``grid_sampler`` (4),
   ``adaptive_avg_pool2d`` (1 per input element);
-- counted by ConvZoo only: ``baddbmm`` (fvcore has no handle), and
+- counted by ConvZoo only: ``baddbmm`` and recurrent layers (``aten::lstm``,
+  ``aten::gru``, ``aten::rnn_*``: fvcore has no handle; ConvZoo counts the
+  matmuls they decompose into), and
   convolutions given ``padding='same'`` as a string (the trace records them
   as ``aten::conv2d``, not the ``aten::_convolution`` fvcore handles);
 - ``scaled_dot_product_attention``: fvcore has no handle for it, yet every
@@ -137,7 +139,7 @@ class _TopLevel(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", str(func))
-        if name == "__get__":  # attribute reads (x.shape ...)
+        if name == "__get__" or self.counter.recurrent:  # attribute reads (x.shape ...); inside an RNN
             return func(*args, **kwargs)
         if name in _CONVS and isinstance(_arg(args, kwargs, 4, "padding"), str):
             name = f"{name} (padding='same')"
@@ -178,6 +180,7 @@ class _Counter(TorchDispatchMode):
         self.per_op = PerOp()
         self.current: str | None = None
         self.inner: dict[str, int] = defaultdict(int)
+        self.recurrent = False  # inside an nn.LSTM/GRU/RNN: its hooks own the count
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -195,13 +198,40 @@ class _Counter(TorchDispatchMode):
         return out
 
 
+def _recurrent_hooks(model: torch.nn.Module, counter: _Counter) -> list:
+    """nn.LSTM/GRU/RNN call their aten op through ``_VF``, which no torch
+    function mode sees: their modules name the op instead."""
+    handles = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.RNNBase):
+            name = f"{module.mode.lower()} (recurrent)"
+
+            def pre(mod, args, name=name):
+                counter.current, counter.inner, counter.recurrent = name, defaultdict(int), True
+
+            def post(mod, args, out, name=name):
+                convzoo = sum(counter.inner.values())
+                count = counter.per_op.ops[name]
+                count.calls += 1
+                count.convzoo_macs += convzoo  # fvcore: no handle for aten::lstm / gru / rnn
+                counter.current, counter.recurrent = None, False
+
+            handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    return handles
+
+
 def count_per_op(model: torch.nn.Module, input_shape: tuple[int, ...]) -> PerOp:
     """One forward pass of ``model`` (on meta) with MACs per top-level op, as
     ConvZoo and as fvcore count them."""
     counter = _Counter()
     x = torch.empty(input_shape, device="meta")
-    with no_gc(), torch.no_grad(), MetaMemo(), counter, _TopLevel(counter):
-        model(x)
+    handles = _recurrent_hooks(model, counter)
+    try:
+        with no_gc(), torch.no_grad(), MetaMemo(), counter, _TopLevel(counter):
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
     return counter.per_op
 
 

@@ -52,13 +52,13 @@ def _close(macs: int, gmacs: float) -> bool:
 
 def _responsible(check: RowCheck) -> str | None:
     """The op whose adjustment, undone, makes the row agree (timm's figure
-    counted it as ConvZoo does); else the op with the largest adjustment."""
+    counted it as ConvZoo does); else no single op explains it, said so."""
     for op, delta in sorted(check.adjustments.items(), key=lambda kv: -abs(kv[1])):
         if _close(check.reconciled_macs - delta, check.timm_gmacs):
             return f"{op} (timm's figure counts it as ConvZoo does)"
-    if check.adjustments:
-        return max(check.adjustments, key=lambda op: abs(check.adjustments[op]))
-    return None
+    if not check.params_equal:
+        return "a different network: timm's row has other params too"
+    return f"no single op explains it (reconciled: {', '.join(check.adjustments) or 'none'})"
 
 
 def check_row(row: BenchmarkRow) -> RowCheck:
