@@ -8,6 +8,7 @@ Search forgives case, spaces, hyphens, underscores and dots ("ResNet 50",
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from fastapi import Query
@@ -35,6 +36,7 @@ def parse_quantity(text: str | None) -> float | None:
     return float(text[: len(text) - len(suffix)]) * _SI[suffix]
 
 
+@lru_cache(maxsize=16384)  # the catalog's names are normalised once, not per request
 def normalise(text: str) -> str:
     """Case, spaces, hyphens, underscores and dots ignored."""
     return re.sub(r"[\s\-_.]+", "", text.lower())

@@ -56,14 +56,20 @@ def _pretrain(entry: ModelEntry) -> str | None:
 
 
 def catalog_data(cache: AnalysisCache) -> CatalogResponse:
-    """Every card, without waiting for any analysis; rebuilt when another model
-    has been analysed, or after 30 s (weights fetched meanwhile)."""
-    key = (cache.generation, len(list_models()), int(time.monotonic() // 30))
-    cached = getattr(cache, "catalog_cards", None)
+    """Every card, without waiting for any analysis: the facts of each card are
+    kept (30 s, for weights fetched meanwhile), the counts read from the
+    cache's totals on each call, so a running warm-up costs no rebuild."""
+    key = (len(list_models()), int(time.monotonic() // 30))
+    cached = getattr(cache, "catalog_facts", None)
     if cached is None or cached[0] != key:
-        cached = (key, [card(cache, entry, wait=False) for entry in list_models()])
-        cache.catalog_cards = cached
-    return CatalogResponse(models=cached[1], total=len(cached[1]))
+        cached = (key, [(entry, card(cache, entry, wait=False)) for entry in list_models()])
+        cache.catalog_facts = cached
+    models = []
+    for entry, known in cached[1]:
+        if not known.analysed and (totals := cache.peek_totals(entry)) is not None:
+            known = known.model_copy(update={"params": totals.params, "macs": totals.macs, "analysed": True})
+        models.append(known)
+    return CatalogResponse(models=models, total=len(models))
 
 
 def _totals(analysis: Analysis) -> Totals:
