@@ -17,7 +17,7 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def cards(app, live_server) -> list[dict]:
-    analyse_course_models(app)  # the course's 92 models counted once; timm's zoo is listed as it is analysed
+    analyse_course_models(app)  # the course's models counted once; timm's zoo is listed as it is analysed
     return httpx.get(f"{live_server}/api/models", timeout=300).json()["models"]
 
 
