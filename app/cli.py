@@ -131,14 +131,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _weights_fetch(args: argparse.Namespace) -> int:
     from app.deps import lookup_entry
-    from models.weights import WeightsError, fetch_weights
+    from models.weights import WeightsError, cached_weights_file, fetch_weights
 
+    def report(received: int, total: int | None) -> None:
+        done = f"{received / total:6.1%}" if total else f"{received:,} bytes"
+        print(f"\r{args.model}: {done}", end="", file=sys.stderr, flush=True)
+
+    entry = lookup_entry(args.model)
     try:
-        path = fetch_weights(lookup_entry(args.model), progress=True, timeout_s=args.timeout)
+        fetch_weights(entry, progress=report, timeout_s=args.timeout)
     except WeightsError as exc:
-        print(f"convzoo: {exc}", file=sys.stderr)
+        print(f"\nconvzoo: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.model}: weights in {path}")
+    print(f"\n{args.model}: weights in {cached_weights_file(entry)}")  # the user's own machine: the path helps
     return 0
 
 
@@ -173,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     weights = sub.add_parser("weights", help="manage trained weights (torch's hub cache)")
     weights_sub = weights.add_subparsers(dest="weights_command", required=True)
-    fetch = weights_sub.add_parser("fetch", help="download a torchvision model's weights into torch's cache")
-    fetch.add_argument("model", help="a torchvision model id, e.g. resnet50")
+    fetch = weights_sub.add_parser("fetch", help="download a torchvision or timm model's weights into their cache")
+    fetch.add_argument("model", help="a torchvision or timm model id, e.g. resnet50, inception_v4")
     fetch.add_argument("--timeout", type=float, default=30.0, help="seconds to wait on the network")
     fetch.set_defaults(run=_weights_fetch)
     return parser

@@ -37,5 +37,10 @@ class Settings(BaseSettings):
     loaded_models: int = 4  # LRU of models with weights in memory
     torch_threads: int = 0  # intra-op threads for inference; 0: torch's default (one per core)
 
+    # Inside a network: eager models kept for filters, feature maps and explanations;
+    # requests waiting behind the one running (more get 503 busy)
+    inside_loaded_models: int = 2
+    inside_max_waiting: int = 4
+
     # Speed benchmarks
     speed_time_budget_s: float = 20.0
