@@ -24,7 +24,7 @@ from torch.utils.flop_counter import flop_registry
 from models import receptive_field
 from models.graph import GraphNode, GraphRecorder, node_to_dict
 from models.shape_errors import explain_failure
-from models.meta import flat_leaves, no_gc, run_memoised
+from models.meta import TORCH_TRACING, flat_leaves, no_gc, run_memoised
 
 # Inputs past this side length are refused: nothing in the zoo was trained
 # above 600, and the activation figures would be meaningless.
@@ -102,7 +102,12 @@ class Analysis:
 
 
 class AnalysisError(ValueError):
-    """The architecture cannot take the requested input (e.g. too small)."""
+    """The architecture cannot take the requested input (e.g. too small).
+    ``where``: the failing layer, the shape it got and what it needs (models/shape_errors.py), when traced."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
 
 
 def _storage_key(t: torch.Tensor) -> int:
@@ -287,11 +292,12 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
                 row.activation_elements += n
 
     try:
-        with no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
+        with TORCH_TRACING, no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
             model(x)
     except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
-        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: "
-                            f"{explain_failure(exc, tracer.stack, rows)}") from exc
+        where = explain_failure(exc, tracer.stack, rows)
+        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: {where}",
+                            where) from exc
 
     layers = _with_unexecuted(model, rows, tracer.used_storages)
     params = list({id(p): p for p in model.parameters()}.values())
