@@ -27,14 +27,40 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _onnx_file_entry(path: str, settings, cache, resolution: int | None):
+    """An ONNX file analysed as the upload route does, and kept in the same
+    store: the id printed here opens in the web app too."""
+    from pathlib import Path
+
+    from app.custom.data import add_onnx
+    from app.custom.store import CustomStore
+    from app.errors import TooLarge
+
+    file = Path(path)
+    if not file.is_file():
+        raise ApiError(f"No file {path!r}.")
+    if file.stat().st_size > settings.max_onnx_bytes:
+        raise TooLarge(f"{path} is {file.stat().st_size:,} bytes; the limit is {settings.max_onnx_bytes:,} bytes.")
+    store = CustomStore(settings.cache_dir / "custom", settings.custom_store_bytes, on_evict=cache.forget)
+    store.install()
+    created = add_onnx(store, cache, file.read_bytes(), resolution)
+    print(f"{created.id}: {created.name} ({created.analysis_ms:.0f} ms)", file=sys.stderr)
+    return store.entry(created.id)
+
+
 def _summary(args: argparse.Namespace) -> int:
     from app.config import Settings
     from app.deps import lookup_entry
     from app.analysis_cache import AnalysisCache
     from app.zoo.data import layers_csv, layers_data, layers_table
 
-    cache = AnalysisCache(Settings().cache_dir)
-    data = layers_data(cache, lookup_entry(args.model), args.resolution)
+    settings = Settings()
+    cache = AnalysisCache(settings.cache_dir)
+    if args.model.endswith(".onnx"):
+        entry = _onnx_file_entry(args.model, settings, cache, args.resolution)
+    else:
+        entry = lookup_entry(args.model)
+    data = layers_data(cache, entry, args.resolution)
     if args.format == "json":
         print(json.dumps(data.model_dump(), indent=1))
     elif args.format == "csv":
@@ -131,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     summary = sub.add_parser("summary", help="print a model's per-layer analysis")
-    summary.add_argument("model", help="a model id, e.g. vgg16 (see GET /api/models)")
+    summary.add_argument("model", help="a model id, e.g. vgg16 (see GET /api/models), or an .onnx file")
     summary.add_argument("--resolution", type=int, default=None, help="square input side in pixels")
     summary.add_argument("--format", choices=("table", "json", "csv"), default="table")
     summary.set_defaults(run=_summary)

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # Uploads
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    # Own networks (app/custom): an ONNX upload's size (ViT-B/16 with its weights is 346 MB), and the
+    # store of uploaded graphs (kept without weight values) and typed Sequentials, least recently used out.
+    max_onnx_bytes: int = 400 * 1024 * 1024
+    custom_store_bytes: int = 64 * 1024 * 1024
 
     # Inference worker
     max_batch_size: int = 8

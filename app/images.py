@@ -37,7 +37,7 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise InvalidImage(f"The image header is corrupt ({exc}).") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise TooLarge(f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}.")
+        raise TooLarge(f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,} pixels.")
     try:
         image.load()  # the first frame only, for animations
         image = _upright(image)

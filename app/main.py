@@ -21,7 +21,10 @@ from fastapi.templating import Jinja2Templates
 from app.analysis_cache import AnalysisCache
 from app.charts import routes as charts
 from app.config import Settings
+from app.custom import routes as custom
+from app.custom.store import CustomStore
 from app.errors import install_error_handlers
+from app.head_requests import HeadAsGet
 from app.inside import routes as inside
 from app.inside.worker import InsideWorker
 from app.lab import routes as lab
@@ -88,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.device = resolve_device(settings.device)
     app.state.analysis_cache = AnalysisCache(settings.cache_dir)
     set_trained_weights_dir(settings.cache_dir / "weights")  # LeNet-5's, trained here
+    app.state.custom_store = CustomStore(settings.cache_dir / "custom", settings.custom_store_bytes,
+                                         on_evict=app.state.analysis_cache.forget)
+    app.state.custom_store.install()
     app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
     app.state.weights_fetches = WeightsFetches()
     app.state.inference = InferenceWorker(
@@ -105,13 +111,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url, title="ConvZoo API",
             swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger-ui/swagger-ui.css", swagger_favicon_url="data:,",
+            # Deep links put a link inside each operation's toggle button: nested controls a screen reader can't use.
+            swagger_ui_parameters={"deepLinking": False},
         )
+        # Swagger UI has no way back to the app, and a few of its greys fail WCAG contrast.
+        html = page.body.decode().replace("</head>", '<link rel="stylesheet" href="/static/css/docs.css"></head>', 1)
+        html = html.replace("<body>", '<body><nav class="docs-back" aria-label="ConvZoo"><a href="/">'
+                                      '&larr; Back to ConvZoo</a></nav>', 1)
+        return HTMLResponse(html.replace("<html>", '<html lang="en">', 1))
 
     install_error_handlers(app)
+    app.add_middleware(HeadAsGet)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
     app.include_router(charts.router, responses=ERROR_RESPONSES)
     app.include_router(lab.router, responses=ERROR_RESPONSES)
@@ -119,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, responses=ERROR_RESPONSES)
     app.include_router(inside.router, responses=ERROR_RESPONSES)
     app.include_router(weights.router, responses=ERROR_RESPONSES)
+    app.include_router(custom.router, responses=ERROR_RESPONSES)
     return app
 
 

@@ -39,7 +39,7 @@ class ModelCard(BaseModel):
     name: str
     family: str
     year: int
-    source: Literal["torchvision", "timm", "classic"]
+    source: Literal["torchvision", "timm", "classic", "onnx", "sequential"]
     input_size: list[int]
     params: int
     macs: int

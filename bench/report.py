@@ -97,7 +97,21 @@ def lenet() -> str:
               f"idle core.")
 
 
+def graph() -> str:
+    data = json.loads((RESULTS / "graph.json").read_text())
+    trace = table(["model", "graph nodes", "trace CPU ms", "without the graph", "overhead"], [
+        [r["model"], str(r["nodes"]), f"{r['trace_cpu_ms']:.1f}", f"{r['trace_cpu_ms_without_graph']:.1f}",
+         f"{100 * r['overhead']:.1f}%"] for r in data["trace"]])
+    opened = table(["model", "opens at depth", "nodes", "edges", "graph JSON ms", "Graphviz SVG ms",
+                    "graph shown ms (browser)", "page ready ms (browser)"], [
+        [r["model"], str(r["depth"]), str(r["nodes"]), str(r["edges"]), f"{r['json_ms']:.0f}", f"{r['svg_ms']:.0f}",
+         f"{r['render_ms']:.0f}", f"{r['page_ready_ms']:.0f}"] for r in data["open_folded"]])
+    return (f"{trace}\n\n{opened}\n\nMedians of {data['repeats']} runs. Graph shown: from the page's request for the "
+            "graph to the laid-out, coloured SVG in the page; page ready: from navigation start to that moment "
+            "(analyses cached).")
+
+
 if __name__ == "__main__":
     for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/lenet.py", lenet),
-                          ("bench/load.py", load), ("bench/inside.py", inside)):
+                          ("bench/load.py", load), ("bench/graph.py", graph), ("bench/inside.py", inside)):
         print(f"### {title}\n\n{render()}\n")

@@ -24,7 +24,7 @@ from torchvision.models import get_model, get_model_weights
 import models.classic as classic
 from models.registry import register_model
 
-Source = Literal["torchvision", "timm", "classic"]
+Source = Literal["torchvision", "timm", "classic", "onnx", "sequential"]
 
 
 @dataclass(frozen=True)

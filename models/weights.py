@@ -184,6 +184,8 @@ def weights_status(entry: ModelEntry) -> WeightsStatus:
             f"they are not in {cache} here yet. Fetch them from the model page, or run "
             f"`convzoo weights fetch {entry.id}`, where a network is reachable.",
         )
+    if entry.source in ("onnx", "sequential"):
+        return WeightsStatus("none", "Your own network: analysed from its architecture alone; no weights are kept.")
     if entry.source == "classic":
         return WeightsStatus("none", "Defined in-project from the paper; no trained PyTorch weights exist for it.")
     return WeightsStatus("none", "No published weights for this model.")

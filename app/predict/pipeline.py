@@ -15,6 +15,7 @@ from app.predict.schemas import (Example, PredictionItem, PredictModel, PredictP
                                  PreprocessingInfo, Timing, WorkerStatus)
 from app.images import decode_image
 from app.predict.worker import InferenceWorker
+from app.names import natural_key
 from models.catalog import ModelEntry
 from models.digits import PREPARATION as DIGIT_PREPARATION
 from models.digits import DigitPreprocessing, NoDigitError
@@ -125,7 +126,8 @@ def _predict_model(entry: ModelEntry) -> PredictModel:
 def predict_page_data(settings: Settings, device: str) -> PredictPage:
     """Which models can predict here (available first) and why the others
     can't, the example photos, and the limits a client must respect."""
-    models = sorted((_predict_model(entry) for entry in list_models()), key=lambda m: not m.available)
+    models = sorted((_predict_model(entry) for entry in list_models()),
+                    key=lambda m: (not m.available, natural_key(m.name)))
     examples = [Example(name=name, title=title, source=f"{package}: {relative}",
                         url=f"/api/predict/examples/{name}")
                 for name, (package, relative, title) in EXAMPLES.items() if example_path(name) is not None]

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from app.errors import NotMeasured
 from app.analysis_cache import AnalysisCache
 from app.speed.jobs import SpeedStore
+from app.names import natural_key
 from models.analysis import AnalysisError
 from models.catalog import ModelEntry
 from models.registry import list_models
@@ -146,7 +147,7 @@ def speed_data(store: SpeedStore, cache: AnalysisCache, budget_ms: float | None 
     measured = set(store.measured_ids())
     rows = [_row(cache, entry, _chosen(entry, store.results(entry.id), dtype, channels_last)
                  if entry.id in measured else None)
-            for entry in list_models()]
+            for entry in sorted(list_models(), key=lambda e: natural_key(e.name))]
     fit = fit_latency(rows)
     families: dict[str, list[float]] = {}
     if fit is not None:

@@ -103,5 +103,9 @@ def speed_page(request: Request, jobs: Jobs, cache: Cache, budget_ms: BudgetMs =
     data = speed_data(jobs.store, cache, budget_ms, dtype, channels_last)
     figures = {"throughput": accuracy_vs_throughput(data), "latency": macs_vs_latency(data),
                "families": family_vs_macs(data)}
+    # The parameters this view was opened with: its links (JSON twin, a model's detail) keep them.
+    kept = {"budget_ms": budget_ms, "dtype": None if dtype == "float32" else dtype,
+            "channels_last": "true" if channels_last else None}
     return request.app.state.templates.TemplateResponse(request, "speed.html", {
-        "data": data, "figures": figures, "rows": {r.id: r for r in data.rows}, "selected": selected})
+        "data": data, "figures": figures, "rows": {r.id: r for r in data.rows}, "selected": selected,
+        "kept": {k: v for k, v in kept.items() if v is not None}})

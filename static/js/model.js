@@ -35,11 +35,8 @@
     refresh();
   });
 
-  // A link to one row (#layer-PATH, as /lab/numbers gives them) opens the blocks above it.
-  function showTarget() {
-    const id = decodeURIComponent(location.hash.slice(1));
-    const target = id.startsWith("layer-") ? document.getElementById(id) : null;
-    if (!target) return;
+  // Show one row: open the blocks above it, mark it, scroll to it.
+  function reveal(target) {
     for (const row of rows) {
       if (row.classList.contains("block") && target.dataset.path.startsWith(row.dataset.path + ".")) setOpen(row, true);
       row.classList.toggle("target", row === target);
@@ -47,6 +44,15 @@
     refresh();
     target.scrollIntoView({ block: "center" });
   }
+
+  // A link to one row (#layer-PATH, as /lab/numbers gives them).
+  function showTarget() {
+    const id = decodeURIComponent(location.hash.slice(1));
+    const target = id.startsWith("layer-") ? document.getElementById(id) : null;
+    if (target) reveal(target);
+  }
+  // The graph view asks for one row by index (a module called twice has two rows of one path).
+  document.getElementById("layer-table").addEventListener("reveal-row", (event) => reveal(rows[event.detail.row]));
   window.addEventListener("hashchange", showTarget);
   showTarget();
 
