@@ -1,8 +1,8 @@
 """The one thread that does this feature's model work, off the event loop.
 
 Filters, feature maps and explanations need eager PyTorch modules with
-gradients through them (the prediction worker keeps its models for batched
-inference only), so this feature loads its own copies through
+gradients through them (the prediction worker serves forward passes only,
+on ONNX Runtime where it can), so this feature loads its own copies through
 models/weights.py, prepared for gradients (parameters frozen, no in-place
 activations), in a small LRU that only this thread touches. One job runs at
 a time (a Grad-CAM or an occlusion uses every core anyway); at most
