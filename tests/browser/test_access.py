@@ -24,6 +24,8 @@ PAGES = {
     "predict": "/predict",
     "lab": "/lab",
     "lab-numbers": "/lab/numbers",
+    "inside": "/models/efficientnet_lite0/inside",
+    "model-lenet5": "/models/lenet5",  # with its draw-a-digit canvas
     "not-found": "/models/ResNet50",
     "docs": "/docs",
 }
