@@ -79,6 +79,14 @@ class AnalysisCache:
                 self._key_locks.pop(key, None)
         return analysis
 
+    def forget(self, model_id: str) -> None:
+        """Drop a model's analyses from memory and disk (a user's network evicted from its store)."""
+        with self._lock:
+            for key in [k for k in self._memory if k[0] == model_id]:
+                del self._memory[key]
+        for path in self.directory.glob(f"{model_id}-*x*-{self.versions}.json"):
+            path.unlink(missing_ok=True)
+
     def _load(self, entry: ModelEntry, resolution: int | None) -> Analysis | None:
         path = self.path_for(entry, resolution)
         try:

@@ -27,14 +27,40 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _onnx_file_entry(path: str, settings, cache, resolution: int | None):
+    """An ONNX file analysed as the upload route does, and kept in the same
+    store: the id printed here opens in the web app too."""
+    from pathlib import Path
+
+    from app.custom.data import add_onnx
+    from app.custom.store import CustomStore
+    from app.errors import TooLarge
+
+    file = Path(path)
+    if not file.is_file():
+        raise ApiError(f"No file {path!r}.")
+    if file.stat().st_size > settings.max_onnx_bytes:
+        raise TooLarge(f"{path} is {file.stat().st_size:,} bytes; the limit is {settings.max_onnx_bytes:,} bytes.")
+    store = CustomStore(settings.cache_dir / "custom", settings.custom_store_bytes, on_evict=cache.forget)
+    store.install()
+    created = add_onnx(store, cache, file.read_bytes(), resolution)
+    print(f"{created.id}: {created.name} ({created.analysis_ms:.0f} ms)", file=sys.stderr)
+    return store.entry(created.id)
+
+
 def _summary(args: argparse.Namespace) -> int:
     from app.config import Settings
     from app.deps import lookup_entry
     from app.analysis_cache import AnalysisCache
     from app.zoo.data import layers_csv, layers_data, layers_table
 
-    cache = AnalysisCache(Settings().cache_dir)
-    data = layers_data(cache, lookup_entry(args.model), args.resolution)
+    settings = Settings()
+    cache = AnalysisCache(settings.cache_dir)
+    if args.model.endswith(".onnx"):
+        entry = _onnx_file_entry(args.model, settings, cache, args.resolution)
+    else:
+        entry = lookup_entry(args.model)
+    data = layers_data(cache, entry, args.resolution)
     if args.format == "json":
         print(json.dumps(data.model_dump(), indent=1))
     elif args.format == "csv":
@@ -105,14 +131,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _weights_fetch(args: argparse.Namespace) -> int:
     from app.deps import lookup_entry
-    from models.weights import WeightsError, fetch_weights
+    from models.weights import WeightsError, cached_weights_file, fetch_weights
 
+    def report(received: int, total: int | None) -> None:
+        done = f"{received / total:6.1%}" if total else f"{received:,} bytes"
+        print(f"\r{args.model}: {done}", end="", file=sys.stderr, flush=True)
+
+    entry = lookup_entry(args.model)
     try:
-        path = fetch_weights(lookup_entry(args.model), progress=True, timeout_s=args.timeout)
+        fetch_weights(entry, progress=report, timeout_s=args.timeout)
     except WeightsError as exc:
-        print(f"convzoo: {exc}", file=sys.stderr)
+        print(f"\nconvzoo: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.model}: weights in {path}")
+    print(f"\n{args.model}: weights in {cached_weights_file(entry)}")  # the user's own machine: the path helps
     return 0
 
 
@@ -126,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     summary = sub.add_parser("summary", help="print a model's per-layer analysis")
-    summary.add_argument("model", help="a model id, e.g. vgg16 (see GET /api/models)")
+    summary.add_argument("model", help="a model id, e.g. vgg16 (see GET /api/models), or an .onnx file")
     summary.add_argument("--resolution", type=int, default=None, help="square input side in pixels")
     summary.add_argument("--format", choices=("table", "json", "csv"), default="table")
     summary.set_defaults(run=_summary)
@@ -147,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     weights = sub.add_parser("weights", help="manage trained weights (torch's hub cache)")
     weights_sub = weights.add_subparsers(dest="weights_command", required=True)
-    fetch = weights_sub.add_parser("fetch", help="download a torchvision model's weights into torch's cache")
-    fetch.add_argument("model", help="a torchvision model id, e.g. resnet50")
+    fetch = weights_sub.add_parser("fetch", help="download a torchvision or timm model's weights into their cache")
+    fetch.add_argument("model", help="a torchvision or timm model id, e.g. resnet50, inception_v4")
     fetch.add_argument("--timeout", type=float, default=30.0, help="seconds to wait on the network")
     fetch.set_defaults(run=_weights_fetch)
     return parser

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # Uploads
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    # Own networks (app/custom): an ONNX upload's size (ViT-B/16 with its weights is 346 MB), and the
+    # store of uploaded graphs (kept without weight values) and typed Sequentials, least recently used out.
+    max_onnx_bytes: int = 400 * 1024 * 1024
+    custom_store_bytes: int = 64 * 1024 * 1024
 
     # Inference worker
     max_batch_size: int = 8
@@ -32,6 +36,11 @@ class Settings(BaseSettings):
     max_queue: int = 64
     loaded_models: int = 4  # LRU of models with weights in memory
     torch_threads: int = 0  # intra-op threads for inference; 0: torch's default (one per core)
+
+    # Inside a network: eager models kept for filters, feature maps and explanations;
+    # requests waiting behind the one running (more get 503 busy)
+    inside_loaded_models: int = 2
+    inside_max_waiting: int = 4
 
     # Speed benchmarks
     speed_time_budget_s: float = 20.0

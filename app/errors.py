@@ -53,12 +53,29 @@ class TooLarge(ApiError):
     status, code = 413, "too_large"
 
 
+class InvalidModelFile(ApiError):
+    status, code = 400, "invalid_model_file"
+
+
+class UnsupportedModel(ApiError):
+    status, code = 422, "unsupported_model"
+
+
+class InvalidSequential(ApiError):
+    status, code = 400, "invalid_sequential"
+
+
 class WeightsUnavailable(ApiError):
     status, code = 409, "weights_unavailable"
 
 
 class Conflict(ApiError):
     status, code = 409, "conflict"
+
+
+class LayoutUnavailable(ApiError):
+    """Graphviz is missing or gave up: the graph's JSON still answers."""
+    status, code = 503, "layout_unavailable"
 
 
 class Busy(ApiError):

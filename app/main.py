@@ -21,8 +21,12 @@ from fastapi.templating import Jinja2Templates
 from app.analysis_cache import AnalysisCache
 from app.charts import routes as charts
 from app.config import Settings
+from app.custom import routes as custom
+from app.custom.store import CustomStore
 from app.errors import install_error_handlers
 from app.head_requests import HeadAsGet
+from app.inside import routes as inside
+from app.inside.worker import InsideWorker
 from app.lab import routes as lab
 from app.lab.data import lab_data
 from app.predict import routes as predict
@@ -32,7 +36,10 @@ from app.schemas import ERROR_RESPONSES
 from app.speed import routes as speed
 from app.speed.jobs import create_speed_jobs
 from app.templating import install_filters
+from app.weights import routes as weights
+from app.weights.jobs import WeightsFetches
 from app.zoo import routes as zoo
+from models.weights import set_trained_weights_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "static"
@@ -72,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.inference.stop()
         app.state.analysis_cache.stop()
         app.state.speed_jobs.stop()
+        app.state.weights_fetches.stop()
 
     # The stock /docs and /redoc load their scripts from a CDN: /docs is served
     # below from the swagger-ui-bundle package instead, and /redoc is off.
@@ -82,10 +90,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.logger = logger
     app.state.device = resolve_device(settings.device)
     app.state.analysis_cache = AnalysisCache(settings.cache_dir)
+    set_trained_weights_dir(settings.cache_dir / "weights")  # LeNet-5's, trained here
+    app.state.custom_store = CustomStore(settings.cache_dir / "custom", settings.custom_store_bytes,
+                                         on_evict=app.state.analysis_cache.forget)
+    app.state.custom_store.install()
     app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
+    app.state.weights_fetches = WeightsFetches()
     app.state.inference = InferenceWorker(
         app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
         max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads)
+    app.state.inside = InsideWorker(app.state.device, loaded_models=settings.inside_loaded_models,
+                                    max_waiting=settings.inside_max_waiting)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates.env)
     app.state.templates = templates
@@ -116,6 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(lab.router, responses=ERROR_RESPONSES)
     app.include_router(speed.router, responses=ERROR_RESPONSES)
     app.include_router(predict.router, responses=ERROR_RESPONSES)
+    app.include_router(inside.router, responses=ERROR_RESPONSES)
+    app.include_router(weights.router, responses=ERROR_RESPONSES)
+    app.include_router(custom.router, responses=ERROR_RESPONSES)
     return app
 
 

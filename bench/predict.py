@@ -49,7 +49,7 @@ class InProcess:
     """The default model loaded here: the per-request work without HTTP."""
 
     def __init__(self) -> None:
-        from app.predict.images import decode_image
+        from app.images import decode_image
         from app.predict.worker import ModelCache
         from models.preprocess import preprocessing_for
         from models.registry import get_entry

@@ -63,6 +63,55 @@ def load() -> str:
     return "\n\n".join(parts)
 
 
+def inside() -> str:
+    data = json.loads((RESULTS / "inside.json").read_text())
+    s = data["summary"]
+    rows = [
+        [f"feature maps, median over the {s['layers']} layers", f"{s['feature_maps_median_ms']:.0f} ms"],
+        [f"feature maps, slowest layer ({s['feature_maps_worst_layer']}; goal < 300 ms)",
+         f"{s['feature_maps_worst_ms']:.0f} ms"],
+        ["Grad-CAM (goal < 1 s)", f"{s['gradcam_ms']:.0f} ms"],
+        ["occlusion, 13 x 13 grey squares (goal < 10 s)", f"{s['occlusion_ms']:.0f} ms"],
+        ["guided backpropagation", f"{s['guided_backprop_ms']:.0f} ms"],
+        ["DeconvNet", f"{s['deconvnet_ms']:.0f} ms"],
+    ]
+    return table(["EfficientNet-Lite0, HTTP (in-process client), coffee.png", "median"], rows) + (
+        f"\n\nMedians of {data['repeats']} requests per layer (explanations: see bench/results/inside.json); "
+        f"torch {data['torch']}, {data['torch_threads']} threads, load average {data['load_average'][0]:.1f}.")
+
+
+def lenet() -> str:
+    r = json.loads((RESULTS / "lenet.json").read_text())
+    rows = [
+        [f"training, median of {r['repeats']}: wall / CPU of its one thread",
+         f"{r['train_seconds_median']:.1f} s / {r['train_cpu_seconds_median']:.1f} s"],
+        ["same weights every run", "yes" if r["identical_weights"] else "no"],
+        [f"held-out top-1 ({r['held_out_images']} digits)", f"{r['held_out_accuracy']:.2f}%"],
+        [f"top-1 on {r['photos']} JPEG photos of the held-out digits (tests' `digit_photo`)",
+         f"{r['photo_accuracy']:.2f}%"],
+        ["digit preparation of a 480x360 photo, median", f"{r['prepare_ms_median']:.1f} ms"],
+    ]
+    return (table(["LeNet-5 on scikit-learn's digits", "value"], rows)
+            + f"\n\nMeasured at a load average of {r['load_average_1min']:.0f} on the {r['cpus']} cores (other "
+              f"sessions): the training's CPU time, {r['train_cpu_seconds_median']:.1f} s, is what it takes on an "
+              f"idle core.")
+
+
+def graph() -> str:
+    data = json.loads((RESULTS / "graph.json").read_text())
+    trace = table(["model", "graph nodes", "trace CPU ms", "without the graph", "overhead"], [
+        [r["model"], str(r["nodes"]), f"{r['trace_cpu_ms']:.1f}", f"{r['trace_cpu_ms_without_graph']:.1f}",
+         f"{100 * r['overhead']:.1f}%"] for r in data["trace"]])
+    opened = table(["model", "opens at depth", "nodes", "edges", "graph JSON ms", "Graphviz SVG ms",
+                    "graph shown ms (browser)", "page ready ms (browser)"], [
+        [r["model"], str(r["depth"]), str(r["nodes"]), str(r["edges"]), f"{r['json_ms']:.0f}", f"{r['svg_ms']:.0f}",
+         f"{r['render_ms']:.0f}", f"{r['page_ready_ms']:.0f}"] for r in data["open_folded"]])
+    return (f"{trace}\n\n{opened}\n\nMedians of {data['repeats']} runs. Graph shown: from the page's request for the "
+            "graph to the laid-out, coloured SVG in the page; page ready: from navigation start to that moment "
+            "(analyses cached).")
+
+
 if __name__ == "__main__":
-    for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/load.py", load)):
+    for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/lenet.py", lenet),
+                          ("bench/load.py", load), ("bench/graph.py", graph), ("bench/inside.py", inside)):
         print(f"### {title}\n\n{render()}\n")

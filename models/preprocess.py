@@ -1,6 +1,7 @@
 """Each model's own preprocessing: the resize, centre crop, resolution and
 normalisation its weights were trained with, as one small value applied to a
-decoded RGB PIL image.
+decoded RGB PIL image. LeNet-5's is models/digits.py's DigitPreprocessing
+(find the digit, crop, centre, scale as its training digits were).
 
 torchvision models take them from their weights' ``transforms()``; timm
 models (the packaged EfficientNet-Lite0 among them) from timm's pretrained
@@ -41,6 +42,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from models.catalog import ModelEntry
+from models.digits import DigitPreprocessing
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class Preprocessing:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.crop, self.crop)
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """An RGB PIL image -> a normalised float tensor (3, crop, crop)."""
         image = F.resize(image, [self.resize], interpolation=InterpolationMode(self.interpolation))
@@ -58,9 +64,26 @@ class Preprocessing:
         tensor = F.pil_to_tensor(image).float().div_(255)
         return F.normalize(tensor, list(self.mean), list(self.std), inplace=True)
 
+    def crop_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """Where the net's input crop lies in a ``width`` x ``height`` image, in
+        its pixels: (x, y, w, h). Follows torchvision's arithmetic: the shorter
+        side resized to ``resize`` (the longer to int(resize * long / short)),
+        then a centre crop whose top-left is round((side - crop) / 2)."""
+        if width <= height:
+            new_w, new_h = self.resize, int(self.resize * height / width)
+        else:
+            new_w, new_h = int(self.resize * width / height), self.resize
+        left, top = int(round((new_w - self.crop) / 2.0)), int(round((new_h - self.crop) / 2.0))
+        sx, sy = width / new_w, height / new_h
+        return left * sx, top * sy, self.crop * sx, self.crop * sy
+
 
 @cache
-def preprocessing_for(entry: ModelEntry) -> Preprocessing:
+def preprocessing_for(entry: ModelEntry) -> Preprocessing | DigitPreprocessing:
+    """The callable that turns a decoded RGB image into the model's input
+    tensor (``input_shape``). Raises ValueError for a model without weights."""
+    if entry.id == "lenet5":
+        return DigitPreprocessing()
     if entry.tv_weights is not None:
         t = entry.tv_weights.transforms()
         return Preprocessing(resize=t.resize_size[0], crop=t.crop_size[0], interpolation=t.interpolation.value,

@@ -32,11 +32,15 @@ class PredictResponse(BaseModel):
 
 
 class PreprocessingInfo(BaseModel):
-    resize: int
+    kind: Literal["image", "digit"] = Field(
+        description="image: resize, centre crop, normalise; digit: find the ink, crop, centre, scale (LeNet-5)")
+    input_size: list[int] = Field(description="[C, H, W] the model is fed")
     crop: int
-    interpolation: str
-    mean: list[float]
-    std: list[float]
+    resize: int | None = None
+    interpolation: str | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    description: str | None = None
 
 
 class PredictModel(BaseModel):

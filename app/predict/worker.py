@@ -194,10 +194,10 @@ class InferenceWorker:
     def _warm_up(self, entry: ModelEntry) -> None:
         """Load a model and run one throwaway forward: the first pass pays for
         allocations and kernel selection, and no request should."""
-        crop = preprocessing_for(entry).crop
+        shape = preprocessing_for(entry).input_shape
         with torch.inference_mode():
             self.models.get(entry).module(
-                torch.zeros(1, 3, crop, crop, device=self.device).contiguous(memory_format=torch.channels_last))
+                torch.zeros(1, *shape, device=self.device).contiguous(memory_format=torch.channels_last))
 
     def _gather(self, first: Job) -> tuple[list[Job], bool]:
         """The first job plus what is queued, waiting briefly only while more

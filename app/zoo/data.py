@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from app.analysis_cache import AnalysisCache
 from app.errors import InvalidParameter
-from app.schemas import ModelCard
+from app.schemas import ModelCard, TrainedHere
 from app.zoo.schemas import (CatalogResponse, CompareItem, CompareResponse, InputRule, Layer, LayersResponse,
                              ModelDetail, Totals, TrainingMemory)
 from app.zoo.formulas import layer_formulas
@@ -17,7 +17,8 @@ from models.analysis import MAX_RESOLUTION, Analysis, AnalysisError
 from models.resolution import resolution_rule
 from models.catalog import ModelEntry
 from models.registry import list_models
-from models.weights import weights_status
+from models.digits import DATASET as DIGITS_DATASET
+from models.weights import TRAINED_HERE, lenet5_training, weights_status
 
 MAX_COMPARE = 6
 
@@ -39,8 +40,17 @@ def card(cache: AnalysisCache, entry: ModelEntry) -> ModelCard:
         input_size=list(entry.input_size), params=totals.params, macs=totals.macs,
         top1=entry.top1, top5=entry.top5, accuracy_source=entry.accuracy_source, weights=status.status,
         paper=entry.family.paper, introduced=entry.family.introduced, citation=entry.citation,
-        weights_reason=status.reason,
+        weights_reason=status.reason, trained_here=_trained_here(entry),
     )
+
+
+def _trained_here(entry: ModelEntry) -> TrainedHere | None:
+    trained = lenet5_training() if entry.id == TRAINED_HERE else None
+    if trained is None:
+        return None
+    return TrainedHere(dataset=DIGITS_DATASET, train_images=trained.train_images,
+                       held_out_images=trained.held_out_images,
+                       held_out_accuracy=round(trained.held_out_accuracy, 2))
 
 
 def catalog_data(cache: AnalysisCache) -> CatalogResponse:
@@ -127,7 +137,7 @@ def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None 
 
 
 # 1 to MAX_COMPARE ids, comma-separated: declared in the OpenAPI schema too.
-MODEL_LIST_PATTERN = rf"^\s*[a-z0-9_]+\s*(,\s*[a-z0-9_]+\s*){{0,{MAX_COMPARE - 1}}}$"
+MODEL_LIST_PATTERN = rf"^\s*[a-z0-9_.-]+\s*(,\s*[a-z0-9_.-]+\s*){{0,{MAX_COMPARE - 1}}}$"
 
 
 def parse_model_list(text: str) -> list[str]:

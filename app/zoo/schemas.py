@@ -129,3 +129,44 @@ class CompareItem(ModelCard):
 
 class CompareResponse(BaseModel):
     models: list[CompareItem]
+
+
+class GraphNode(BaseModel):
+    """A node of the data-flow graph (models/graph.py): the network input, a
+    layer (module call), a functional op (``add``, ``cat``, ``mul``,
+    ``matmul`` ... whose ``path`` is the block it runs in), or a block
+    (``kind`` "block"; ``folded``: drawn closed as one node with its summed
+    costs, ``contains`` layers and ops). ``parent``: id of the enclosing
+    block call; ``row``: index of the module call's row in ``/layers``."""
+    id: str
+    kind: str
+    path: str
+    type: str
+    output_shape: list[int] | None
+    params: int
+    macs: int
+    receptive_field: int | None
+    parent: str | None
+    depth: int
+    row: int | None
+    folded: bool = False
+    contains: int = 0
+
+
+class GraphEdge(BaseModel):
+    source: str
+    target: str
+
+
+class GraphResponse(BaseModel):
+    """The graph at one folding: ``depth`` (None: nothing folded) with the
+    blocks in ``opened``/``closed`` overriding it; ``blocks``: the open blocks
+    that hold the nodes (drawn as frames)."""
+    id: str
+    input_shape: list[int]
+    depth: int | None
+    max_depth: int
+    suggested_depth: int
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    blocks: list[GraphNode]

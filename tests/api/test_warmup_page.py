@@ -14,5 +14,5 @@ def test_catalog_page_shows_warmup_progress(tmp_path):
         assert response.template.name == "warming.html"
         progress = response.context["warmup"]
         health = client.get("/api/health").json()["warmup"]
-        assert health["running"] and health["total"] == progress.total == 92
+        assert health["running"] and health["total"] == progress.total == 94
         assert "models analysed" in response.text and "/static/js/warmup.js" in response.text
