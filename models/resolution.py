@@ -81,6 +81,7 @@ def resolution_rule(entry: ModelEntry) -> ResolutionRule:
         return ResolutionRule(smallest, False, smallest, stride,
                               f"{entry.name} cuts its input into {smallest}×{smallest} patches: the side must be a "
                               f"multiple of {smallest} pixels.")
-    reason = (f"{entry.name} shrinks its input {stride}-fold through its strided layers: below {smallest}×{smallest} "
-              f"pixels a feature map would be smaller than the window that reads it.")
+    shrinks = f"shrinks its input {stride}-fold through its strided layers" if stride > 1 else "has no strided layer"
+    reason = (f"{entry.name} {shrinks}: below {smallest}×{smallest} pixels a feature map would be smaller than "
+              f"the window that reads it.")
     return ResolutionRule(smallest, False, None, stride, reason)
