@@ -79,8 +79,8 @@ def resolution_rule(entry: ModelEntry) -> ResolutionRule:
     smallest = _first((k - 1) * stride + 1, k * stride, works)
     if smallest > 1 and not works(smallest + 1) and works(2 * smallest):
         return ResolutionRule(smallest, False, smallest, stride,
-                              f"{entry.name} cuts its input into {smallest}×{smallest} patches: the side must be a "
-                              f"multiple of {smallest} pixels.")
+                              f"{entry.name} needs a side that is a multiple of {smallest} pixels: its patches or "
+                              f"windows must tile the map exactly.")
     shrinks = f"shrinks its input {stride}-fold through its strided layers" if stride > 1 else "has no strided layer"
     reason = (f"{entry.name} {shrinks}: below {smallest}×{smallest} pixels a feature map would be smaller than "
               f"the window that reads it.")

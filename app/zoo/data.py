@@ -28,7 +28,7 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
         return cache.get(entry, resolution)
     except AnalysisError as exc:
         if resolution is not None and 1 <= resolution <= MAX_RESOLUTION:
-            raise InvalidParameter(resolution_refusal(entry, resolution)) from None
+            raise InvalidParameter(resolution_refusal(entry, resolution, str(exc))) from None
         raise InvalidParameter(str(exc)) from None
 
 
@@ -116,8 +116,9 @@ def training_memory(param_bytes: int, activation_bytes: int) -> list[TrainingMem
     return rows
 
 
-def resolution_refusal(entry: ModelEntry, resolution: int) -> str:
-    """Why ``entry`` refuses ``resolution`` and what it takes instead, in the course's words."""
+def resolution_refusal(entry: ModelEntry, resolution: int, detail: str = "") -> str:
+    """Why ``entry`` refuses ``resolution`` and what it takes instead, in the course's words: the
+    layer that refused (``detail``, the analysis's explanation) where there is one, then the rule."""
     rule = resolution_rule(entry)  # memoised in-process; refusals are rare
     s = rule.smallest
     if rule.only:
@@ -126,7 +127,8 @@ def resolution_refusal(entry: ModelEntry, resolution: int) -> str:
         instead = f"Try {max(s, -(-resolution // rule.multiple_of) * rule.multiple_of)}."
     else:
         instead = f"The smallest it takes is {s}×{s}."
-    return f"{entry.name} cannot take input {resolution}×{resolution}: {rule.reason} {instead}"
+    where = detail.split(": ", 1)[1].rstrip(".") + ". " if ": " in detail and "cannot be built" not in detail else ""
+    return f"{entry.name} cannot take input {resolution}×{resolution}: {where}{rule.reason} {instead}"
 
 
 def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> LayersResponse:
