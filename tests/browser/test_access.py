@@ -24,6 +24,8 @@ PAGES = {
     "predict": "/predict",
     "lab": "/lab",
     "lab-numbers": "/lab/numbers",
+    "custom": "/custom",
+    "inside": "/models/efficientnet_lite0/inside",
     "not-found": "/models/ResNet50",
     "docs": "/docs",
 }
