@@ -78,7 +78,7 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     import torch
 
@@ -98,32 +98,41 @@ def _bench(args: argparse.Namespace) -> int:
         return 2
     entries = [lookup_entry(model_id) for model_id in args.model]
     config = SpeedConfig(batch_sizes=args.batch or BATCH_SIZES, resolution=args.resolution, dtype=args.dtype,
-                         channels_last=args.channels_last, warmup=args.warmup, repeats=args.repeats,
-                         min_repeats=min(3, args.repeats), time_budget_s=args.time_budget)
-    store = None if args.no_save else SpeedStore(Settings().cache_dir, device_info(device))
+                         channels_last=args.channels_last, runtime=args.runtime if args.runtime != "all" else "eager",
+                         warmup=args.warmup, repeats=args.repeats, min_repeats=min(3, args.repeats),
+                         time_budget_s=args.time_budget)
+    # "all": the three ways of running the same float32 weights on a CPU, side by side
+    configs = [config] if args.runtime != "all" else [
+        replace(config, dtype="float32", channels_last=False),
+        replace(config, dtype="float32", channels_last=True),
+        replace(config, dtype="float32", channels_last=False, runtime="onnxruntime")]
+    settings = Settings()
+    store = None if args.no_save else SpeedStore(settings.cache_dir, device_info(device))
     results = []
     for entry in entries:
-        print(f"measuring {entry.id} on {device} ...", file=sys.stderr)
-        try:
-            result = measure(entry, device, config)
-        except SpeedError as exc:
-            print(f"convzoo: {exc}", file=sys.stderr)
-            return 2
-        if store is not None:
-            store.save(result)
-        results.append(result)
+        for variant in configs:
+            print(f"measuring {entry.id} on {device}, {variant.variant} ...", file=sys.stderr)
+            try:
+                result = measure(entry, device, variant, export_dir=settings.cache_dir / "onnx")
+            except SpeedError as exc:
+                print(f"convzoo: {exc}", file=sys.stderr)
+                return 2
+            if store is not None:
+                store.save(result)
+            results.append(result)
     if args.format == "json":
         print(json.dumps({"results": [asdict(r) for r in results]}, indent=1))
         return 0
     info = results[0].device
-    print(f"{info.name} ({info.device}, {info.threads} threads), torch {info.torch_version}, {config.variant}")
-    print(f"{'model':<24} {'input':>9} {'batch':>5} {'median ms':>10} {'p90 ms':>9} {'ms/image':>9} "
-          f"{'images/s':>9} {'peak MB':>8}")
+    print(f"{info.name} ({info.device}, {info.threads} threads), torch {info.torch_version}")
+    print(f"{'model':<24} {'variant':<22} {'input':>9} {'batch':>5} {'median ms':>10} {'p90 ms':>9} "
+          f"{'ms/image':>9} {'images/s':>9} {'peak MB':>8}")
     for result in results:
         for b in result.batches:
             peak = "-" if b.peak_memory_bytes is None else f"{b.peak_memory_bytes / 1e6:.1f}"
-            print(f"{result.model_id:<24} {result.input_shape[1]:>4}x{result.input_shape[2]:<4} {b.batch_size:>5} "
-                  f"{b.median_ms:>10.2f} {b.p90_ms:>9.2f} {b.ms_per_image:>9.2f} {b.images_per_s:>9.1f} {peak:>8}")
+            print(f"{result.model_id:<24} {result.variant:<22} {result.input_shape[1]:>4}x{result.input_shape[2]:<4} "
+                  f"{b.batch_size:>5} {b.median_ms:>10.2f} {b.p90_ms:>9.2f} {b.ms_per_image:>9.2f} "
+                  f"{b.images_per_s:>9.1f} {peak:>8}")
         if result.stopped != "completed":
             print(f"{result.model_id:<24} stopped: {result.stop_detail}")
     return 0
@@ -170,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--resolution", type=int, default=None, help="square input side (default: the model's own)")
     bench.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
     bench.add_argument("--channels-last", action="store_true")
+    bench.add_argument("--runtime", choices=("eager", "onnxruntime", "all"), default="eager",
+                       help="eager PyTorch, ONNX Runtime (float32, CPU), or all: eager, eager channels_last and "
+                            "ONNX Runtime side by side")
     bench.add_argument("--warmup", type=int, default=2, help="untimed runs per batch size")
     bench.add_argument("--repeats", type=int, default=10, help="timed runs per batch size, at most")
     bench.add_argument("--time-budget", type=float, default=60.0, help="seconds per model; larger batches are skipped")

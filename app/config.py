@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,7 +36,11 @@ class Settings(BaseSettings):
     max_batch_wait_ms: float = 10.0
     max_queue: int = 64
     loaded_models: int = 4  # LRU of models with weights in memory
-    torch_threads: int = 0  # intra-op threads for inference; 0: torch's default (one per core)
+    torch_threads: int = 0  # intra-op threads for inference (PyTorch and ONNX Runtime); 0: one per core
+    # "auto": ONNX Runtime on the CPU, PyTorch on CUDA; "onnxruntime"; "torch" (models/predictor.py)
+    runtime: Literal["auto", "onnxruntime", "torch"] = "auto"
+    # An ONNX export is used only when its logits are within this of eager PyTorch's on a probe batch.
+    onnx_tolerance: float = Field(1e-4, ge=0)
 
     # Inside a network: eager models kept for filters, feature maps and explanations;
     # requests waiting behind the one running (more get 503 busy)

@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.weights_fetches = WeightsFetches()
     app.state.inference = InferenceWorker(
         app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
-        max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads)
+        max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads,
+        runtime=settings.runtime, export_dir=settings.cache_dir / "onnx", tolerance=settings.onnx_tolerance)
     app.state.inside = InsideWorker(app.state.device, loaded_models=settings.inside_loaded_models,
                                     max_waiting=settings.inside_max_waiting)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))

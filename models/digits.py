@@ -128,10 +128,17 @@ class DigitPreprocessing:
     block: int = BLOCK
     digit_side: int = DIGIT_SIDE
     input_side: int = INPUT_SIDE
+    # The picture's longer side is brought down to this before its ink is read
+    # (and large JPEGs are decoded reduced to it): the cost of preparing a
+    # digit is bounded by it, never by the upload's size or shape.
+    resize: int = 512
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (1, self.input_side, self.input_side)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
+        if max(image.size) > self.resize:
+            image = image.copy()
+            image.thumbnail((self.resize, self.resize), Image.Resampling.BOX)
         return lenet_input(digit_8x8(image)[None])[0]

@@ -19,6 +19,7 @@ from app.names import natural_key
 from models.catalog import ModelEntry
 from models.digits import PREPARATION as DIGIT_PREPARATION
 from models.digits import DigitPreprocessing, NoDigitError
+from models.predictor import wanted_runtime
 from models.preprocess import preprocessing_for
 from models.registry import get_entry, list_models
 from models.weights import TRAINED_HERE, WeightsError, weights_status
@@ -72,7 +73,7 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
 
     def prepare():
         try:
-            return preprocessing(decode_image(data, settings.max_image_pixels))
+            return preprocessing(decode_image(data, settings.max_image_pixels, preprocessing.resize))
         except NoDigitError as exc:
             raise InvalidImage(f"{exc} {entry.name} reads one handwritten digit, dark on light or light on "
                                f"dark.") from None
@@ -88,7 +89,7 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
                      in enumerate(zip(result.indices, result.labels, result.probabilities), start=1)],
         timing_ms=Timing(preprocess=preprocess_ms, inference=result.inference_ms,
                          total=(time.perf_counter() - started) * 1000),
-        batch_size=result.batch_size, input_size=list(preprocessing.input_shape),
+        batch_size=result.batch_size, input_size=list(preprocessing.input_shape), runtime=result.runtime,
     )
 
 
@@ -114,24 +115,36 @@ def _preprocessing_info(entry: ModelEntry) -> PreprocessingInfo | None:
     return PreprocessingInfo(kind="image", input_size=list(preprocessing.input_shape), **asdict(preprocessing))
 
 
-def _predict_model(entry: ModelEntry) -> PredictModel:
+def _predict_model(entry: ModelEntry, worker: InferenceWorker) -> PredictModel:
     status = weights_status(entry)
+    loaded = worker.runtimes.get(entry.id)
+    if loaded is not None:
+        runtime, reason = loaded.runtime, loaded.reason
+    elif status.available:
+        wanted = wanted_runtime(worker.runtime_setting, worker.device)
+        runtime, reason = None, f"Not loaded yet; when it is: {wanted.reason}" + (
+            " (if the export passes; else eager PyTorch, with the reason here)"
+            if wanted.runtime == "onnxruntime" else "")
+    else:
+        runtime, reason = None, "Cannot predict here (no weights)."
     return PredictModel(
         id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, top1=entry.top1,
         weights=status.status, available=status.available, reason=status.reason,
-        preprocessing=_preprocessing_info(entry),
+        preprocessing=_preprocessing_info(entry), runtime=runtime, runtime_reason=reason,
     )
 
 
-def predict_page_data(settings: Settings, device: str) -> PredictPage:
+def predict_page_data(settings: Settings, worker: InferenceWorker) -> PredictPage:
     """Which models can predict here (available first) and why the others
-    can't, the example photos, and the limits a client must respect."""
-    models = sorted((_predict_model(entry) for entry in list_models()),
+    can't, which runtime each uses and why, the example photos, and the
+    limits a client must respect."""
+    device = str(worker.device)
+    models = sorted((_predict_model(entry, worker) for entry in list_models()),
                     key=lambda m: (not m.available, natural_key(m.name)))
     examples = [Example(name=name, title=title, source=f"{package}: {relative}",
                         url=f"/api/predict/examples/{name}")
                 for name, (package, relative, title) in EXAMPLES.items() if example_path(name) is not None]
-    return PredictPage(default_model=settings.default_model, device=device,
+    return PredictPage(default_model=settings.default_model, device=device, runtime_setting=settings.runtime,
                        max_upload_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_image_pixels,
                        default_topk=DEFAULT_TOPK, max_topk=MAX_TOPK, models=models, examples=examples)
 
