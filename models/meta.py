@@ -14,6 +14,7 @@ a shape (tests compare against real CPU forwards):
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -21,6 +22,12 @@ from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+
+# One trace at a time per process: torch.export (the ONNX export) and functions torch wraps with
+# dynamo's disable keep state in a module global (torch.fx.traceback.current_meta) that is not
+# thread-safe; a meta analysis running beside an export failed with KeyError: 'custom'. Traces are
+# bound by the GIL anyway; separate processes (the process pool) still run side by side.
+TRACING = threading.RLock()
 
 
 @cache

@@ -42,6 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.meta import TRACING
+
 OPSET = 18
 TOLERANCE = 1e-4  # max |logit difference| between ORT and eager PyTorch
 TOPK = 5
@@ -222,7 +224,7 @@ def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Pa
         if record.is_file():
             verification = Verification(**{**json.loads(record.read_text())["verification"]})
         else:
-            with _EXPORTING:
+            with _EXPORTING, TRACING:  # no meta analysis beside an export (models/meta.py)
                 verification, verdict = _export_and_verify(module, input_shape, path, tolerance, relative_tolerance)
             if verdict:
                 _write_atomically(record, json.dumps({
