@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from app.cli import main
 from app.main import create_app
 from app.speed.data import best_under, fit_latency, frontier
-from app.names import natural_key
 from models.registry import list_models
 
 # Tiny, with a time budget a busy shared machine cannot exhaust (it would skip batch 2).
