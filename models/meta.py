@@ -23,12 +23,6 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-# One trace at a time per process: torch.export (the ONNX export) and functions torch wraps with
-# dynamo's disable keep state in a module global (torch.fx.traceback.current_meta) that is not
-# thread-safe; a meta analysis running beside an export failed with KeyError: 'custom'. Traces are
-# bound by the GIL anyway; separate processes (the process pool) still run side by side.
-TRACING = threading.RLock()
-
 
 @cache
 def _output_kind(func) -> str | None:
@@ -169,6 +163,14 @@ class MetaMemo(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         return run_memoised(func, args, kwargs, flat_leaves(kwargs, flat_leaves(args, [])))
+
+
+# torch.export and the ONNX exporter switch on process-wide FX state
+# (torch.fx.traceback's node-meta preservation) that decompositions running in
+# another thread then read and write: a meta trace interleaved with an export
+# fails (KeyError 'custom', "module is not installed as a submodule"). Both
+# hold this lock; analyses are GIL-bound Python anyway, so it costs them nothing.
+TORCH_TRACING = threading.RLock()
 
 
 @contextmanager

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.meta import TRACING
+from models.meta import TORCH_TRACING
 
 OPSET = 18
 TOLERANCE = 1e-4  # max |logit difference| between ORT and eager PyTorch
@@ -173,9 +173,10 @@ class OrtModel:
 
 def _export(module: nn.Module, target: Path, example: torch.Tensor) -> None:
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    torch.onnx.export(module, (example,), str(target), dynamo=True, external_data=False, opset_version=OPSET,
-                      input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},),
-                      verbose=False, report=False)
+    with TORCH_TRACING:  # never beside a meta trace in another thread (models/meta.py)
+        torch.onnx.export(module, (example,), str(target), dynamo=True, external_data=False, opset_version=OPSET,
+                          input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},),
+                          verbose=False, report=False)
 
 
 def _verify(module: nn.Module, path: Path, input_shape: tuple[int, int, int], tolerance: float,
@@ -224,7 +225,7 @@ def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Pa
         if record.is_file():
             verification = Verification(**{**json.loads(record.read_text())["verification"]})
         else:
-            with _EXPORTING, TRACING:  # no meta analysis beside an export (models/meta.py)
+            with _EXPORTING:
                 verification, verdict = _export_and_verify(module, input_shape, path, tolerance, relative_tolerance)
             if verdict:
                 _write_atomically(record, json.dumps({
