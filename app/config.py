@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,16 @@ class Settings(BaseSettings):
     max_queue: int = 64
     loaded_models: int = 4  # LRU of models with weights in memory
     torch_threads: int = 0  # intra-op threads for inference; 0: torch's default (one per core)
+
+    # "embedded": the inference worker thread in each web worker; "ray": the Ray Serve
+    # deployment that `convzoo serve --ray` starts (app/services/ray_predictor.py)
+    predictor: Literal["embedded", "ray"] = "embedded"
+    ray_address: str | None = None  # a Ray cluster to join ("auto", "ray://host:10001"); None: start one here
+    ray_replicas: int = Field(2, ge=1)
+    ray_replica_cpus: float = Field(1.0, gt=0)
+
+    # Cold analyses and the warm-up run in this many processes; 0: one per core
+    analysis_processes: int = Field(0, ge=0)
 
     # Speed benchmarks
     speed_time_budget_s: float = 20.0

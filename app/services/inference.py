@@ -225,25 +225,36 @@ class InferenceWorker:
         if not jobs:
             return
         try:
-            loaded = self.models.get(jobs[0].entry)
-            started = time.perf_counter()
-            with torch.inference_mode():
-                inputs = torch.stack([job.tensor for job in jobs]).to(
-                    self.device, memory_format=torch.channels_last, non_blocking=True)
-                probabilities = loaded.module(inputs).float().softmax(dim=-1)
-                top = probabilities.topk(max(job.topk for job in jobs), dim=-1)
-                values, indices = top.values.cpu(), top.indices.cpu()  # waits for the device
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            results = run_batch(self.models.get(jobs[0].entry), [(job.tensor, job.topk) for job in jobs],
+                                self.device)
         except Exception as exc:  # a model that fails to load or run fails its requests, not the worker
             for job in jobs:
                 job.future.set_exception(exc)
             return
         self.batch_sizes[len(jobs)] += 1
-        for row, job in enumerate(jobs):
-            idx = indices[row, :job.topk].tolist()
-            job.future.set_result(Inference(
-                indices=idx, probabilities=values[row, :job.topk].tolist(),
-                labels=[loaded.categories[i] for i in idx], inference_ms=elapsed_ms, batch_size=len(jobs)))
+        for job, result in zip(jobs, results):
+            job.future.set_result(result)
+
+
+def run_batch(loaded: LoadedModel, requests: list[tuple[torch.Tensor, int]], device: torch.device) -> list[Inference]:
+    """One forward pass over preprocessed images of one model, each with its
+    own top-k (tensor [3, H, W], k). Shared by the embedded worker and the Ray
+    Serve deployment (app/services/ray_predictor.py), so both answer alike."""
+    started = time.perf_counter()
+    with torch.inference_mode():
+        inputs = torch.stack([tensor for tensor, _ in requests]).to(
+            device, memory_format=torch.channels_last, non_blocking=True)
+        probabilities = loaded.module(inputs).float().softmax(dim=-1)
+        top = probabilities.topk(max(k for _, k in requests), dim=-1)
+        values, indices = top.values.cpu(), top.indices.cpu()  # waits for the device
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    results = []
+    for row, (_, k) in enumerate(requests):
+        idx = indices[row, :k].tolist()
+        results.append(Inference(indices=idx, probabilities=values[row, :k].tolist(),
+                                 labels=[loaded.categories[i] for i in idx], inference_ms=elapsed_ms,
+                                 batch_size=len(requests)))
+    return results
 
 
 def _by_model(batch: list[Job]) -> list[list[Job]]:
