@@ -30,8 +30,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     from app.config import Settings
     from app.deps import lookup_entry
-    from app.services.analysis_cache import AnalysisCache
-    from app.services.zoo import layers_csv, layers_data, layers_table
+    from app.analysis_cache import AnalysisCache
+    from app.zoo.data import layers_csv, layers_data, layers_table
 
     cache = AnalysisCache(Settings().cache_dir)
     data = layers_data(cache, lookup_entry(args.model), args.resolution)
@@ -58,7 +58,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     from app.config import Settings
     from app.deps import lookup_entry
-    from app.services.speed_jobs import SpeedStore
+    from app.speed.jobs import SpeedStore
     from models.speed import BATCH_SIZES, SpeedConfig, SpeedError, measure
     from models.speed_backends import device_info
 

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     torch_threads: int = 0  # intra-op threads for inference; 0: torch's default (one per core)
 
     # "embedded": the inference worker thread in each web worker; "ray": the Ray Serve
-    # deployment that `convzoo serve --ray` starts (app/services/ray_predictor.py)
+    # deployment that `convzoo serve --ray` starts (app/predict/ray_serve.py)
     predictor: Literal["embedded", "ray"] = "embedded"
     ray_address: str | None = None  # a Ray cluster to join ("auto", "ray://host:10001"); None: start one here
     ray_replicas: int = Field(2, ge=1)

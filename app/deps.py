@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from app.errors import UnknownModel
-from app.services.analysis_cache import AnalysisCache
+from app.analysis_cache import AnalysisCache
 from models.catalog import ModelEntry
 from models.registry import UnknownModelError, get_entry
 

@@ -1,5 +1,7 @@
-"""The app factory. ``app`` at module level is for uvicorn; tests build their
-own with ``create_app(Settings(cache_dir=tmp_path))``."""
+"""The app factory, and the composition root: the one core module that knows
+every feature package (each brings its ``routes.router``). ``app`` at module
+level is for uvicorn; tests build their own with
+``create_app(Settings(cache_dir=tmp_path))``."""
 
 from __future__ import annotations
 
@@ -16,16 +18,20 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app.analysis_cache import AnalysisCache
+from app.charts import routes as charts
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.routes import charts, lab, predict, speed, zoo
+from app.lab import routes as lab
+from app.lab.data import lab_data
+from app.predict import routes as predict
+from app.predict.pipeline import preload_entries
+from app.predict.worker import InferenceWorker
 from app.schemas import ERROR_RESPONSES
-from app.services.analysis_cache import AnalysisCache
-from app.services.inference import InferenceWorker
-from app.services.lab_page import lab_data
-from app.services.predict import preload_entries
-from app.services.speed_jobs import create_speed_jobs
+from app.speed import routes as speed
+from app.speed.jobs import create_speed_jobs
 from app.templating import install_filters
+from app.zoo import routes as zoo
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "static"

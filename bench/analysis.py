@@ -28,7 +28,7 @@ import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.services.analysis_cache import AnalysisCache  # noqa: E402
+from app.analysis_cache import AnalysisCache  # noqa: E402
 from models import meta  # noqa: E402
 from models.analysis import analyse, input_shape_for  # noqa: E402
 from models.build import build_on_meta  # noqa: E402

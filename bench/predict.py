@@ -49,8 +49,8 @@ class InProcess:
     """The default model loaded here: the per-request work without HTTP."""
 
     def __init__(self) -> None:
-        from app.services.images import decode_image
-        from app.services.inference import ModelCache
+        from app.predict.images import decode_image
+        from app.predict.worker import ModelCache
         from models.preprocess import preprocessing_for
         from models.registry import get_entry
 

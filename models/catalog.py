@@ -21,7 +21,7 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model, get_model_weights
 
-from models import classic
+import models.classic as classic
 from models.registry import register_model
 
 Source = Literal["torchvision", "timm", "classic"]

@@ -1,19 +1,23 @@
 """One registry of the zoo, in the manner of timm: ids map to catalog entries.
 
-Registration fails loudly on a duplicate id. The catalog module registers its
-entries when first imported; ``list_models`` and ``get_entry`` import it on
-demand, so callers never depend on import order.
+Registration fails loudly on a duplicate id. This module is a leaf: it knows
+nothing of the entries beyond their ``id``. The catalog registers its entries
+when the ``models`` package is imported (``models/__init__.py``), so by the
+time anyone can call ``list_models`` the zoo is in.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from models.catalog import ModelEntry
 
-_REGISTRY: dict[str, ModelEntry] = {}
+class Entry(Protocol):
+    """What the registry needs of an entry: its id."""
+
+    id: str
+
+
+_REGISTRY: dict[str, Entry] = {}
 
 
 class UnknownModelError(KeyError):
@@ -25,24 +29,19 @@ class UnknownModelError(KeyError):
         return f"No model with id {self.model_id!r} in the zoo; GET /api/models lists them."
 
 
-def register_model(entry: ModelEntry) -> ModelEntry:
+def register_model(entry: Entry) -> Entry:
     if entry.id in _REGISTRY:
         raise ValueError(f"Duplicate model id {entry.id!r}")
     _REGISTRY[entry.id] = entry
     return entry
 
 
-def _loaded() -> dict[str, ModelEntry]:
-    importlib.import_module("models.catalog")
-    return _REGISTRY
+def list_models() -> list[Entry]:
+    return list(_REGISTRY.values())
 
 
-def list_models() -> list[ModelEntry]:
-    return list(_loaded().values())
-
-
-def get_entry(model_id: str) -> ModelEntry:
+def get_entry(model_id: str) -> Entry:
     try:
-        return _loaded()[model_id]
+        return _REGISTRY[model_id]
     except KeyError:
         raise UnknownModelError(model_id) from None

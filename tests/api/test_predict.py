@@ -18,7 +18,7 @@ from PIL import Image
 
 from app.config import Settings
 from app.main import create_app
-from app.services.predict import preload_entries
+from app.predict.pipeline import preload_entries
 from models.registry import get_entry, list_models
 from models.weights import torchvision_checkpoint_path
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.cli import main
 from app.main import create_app
-from app.services.speed import best_under, fit_latency, frontier
+from app.speed.data import best_under, fit_latency, frontier
 from models.registry import list_models
 
 # Tiny, with a time budget a busy shared machine cannot exhaust (it would skip batch 2).
@@ -190,7 +190,7 @@ def test_speed_page_json_twin_and_budget(client, measured):
 
 
 def test_fit_frontier_and_budget_rules():
-    from app.services.speed import SpeedRow
+    from app.speed.data import SpeedRow
 
     def row(i, macs, ms, top1):
         return SpeedRow(id=f"m{i}", name=f"M{i}", family="F", top1=top1, measured=True, macs=macs, latency_ms=ms)

@@ -157,7 +157,7 @@ def test_a_second_request_does_no_tracing(client, app):
 
 
 def test_a_fresh_cache_on_the_same_directory_reads_from_disk(settings):
-    from app.services.analysis_cache import AnalysisCache
+    from app.analysis_cache import AnalysisCache
     from models.registry import get_entry
 
     cache = AnalysisCache(settings.cache_dir)
@@ -166,7 +166,7 @@ def test_a_fresh_cache_on_the_same_directory_reads_from_disk(settings):
 
 
 def test_warmup_reports_progress(tmp_path):
-    from app.services.analysis_cache import AnalysisCache
+    from app.analysis_cache import AnalysisCache
     from models.registry import get_entry
 
     cache = AnalysisCache(tmp_path)

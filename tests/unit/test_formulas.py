@@ -1,4 +1,4 @@
-"""The course formulas filled in per layer (app.services.formulas) agree with
+"""The course formulas filled in per layer (app.zoo.formulas) agree with
 what the analysis engine measured, on real models built on meta; and the
 per-stage and along-depth breakdowns add up to the totals."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.layer_stats import profile, shares, stages, table_rows
-from app.services.zoo import layers_data
+from app.zoo.layer_stats import profile, shares, stages, table_rows
+from app.zoo.data import layers_data
 from models.registry import get_entry, list_models
 
 LESSON_MODELS = ["vgg16", "alexnet_paper", "resnet50", "googlenet", "mobilenet_v2"]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from app.errors import InvalidImage, TooLarge, UnsupportedImage
-from app.services.images import decode_image
+from app.predict.images import decode_image
 
 LIMIT = 50_000_000
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from app.deps import lookup_entry
-from app.schemas_predict import PredictPage, PredictResponse, WorkerStatus
-from app.services.figures_predict import probability_figure
-from app.services.predict import example_file, parse_topk, predict, predict_page_data, worker_status
-from app.services.uploads import read_upload
+from app.predict.schemas import PredictPage, PredictResponse, WorkerStatus
+from app.predict.figures import probability_figure
+from app.predict.pipeline import example_file, parse_topk, predict, predict_page_data, worker_status
+from app.uploads import read_upload
 
 router = APIRouter()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from app.schemas import AccuracyChart, AccuracyPoint, IlsvrcEntry, ModelCard, WithoutAccuracy
-from app.services.analysis_cache import AnalysisCache
-from app.services.zoo import catalog_data
+from app.charts.schemas import AccuracyChart, AccuracyPoint, IlsvrcEntry, WithoutAccuracy
+from app.schemas import ModelCard
+from app.analysis_cache import AnalysisCache
+from app.zoo.data import catalog_data
 from models.history import ilsvrc_results
 
 

@@ -14,10 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.deps import get_cache, lookup_entry
 from app.errors import InvalidParameter
-from app.schemas import CatalogResponse, CompareResponse, Health, LayersResponse, ModelDetail, WarmupStatus
-from app.services import zoo_pages
-from app.services.analysis_cache import AnalysisCache
-from app.services.zoo import (MAX_COMPARE, MODEL_LIST_PATTERN, catalog_data, compare_data, layers_csv, layers_data,
+from app.schemas import Health, WarmupStatus
+from app.zoo.schemas import CatalogResponse, CompareResponse, LayersResponse, ModelDetail
+from app.zoo import pages as zoo_pages
+from app.analysis_cache import AnalysisCache
+from app.zoo.data import (MAX_COMPARE, MODEL_LIST_PATTERN, catalog_data, compare_data, layers_csv, layers_data,
                               model_data, parse_model_list)
 from models.analysis import MAX_RESOLUTION
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from app.services.speed import ModelSpeed, SpeedPage, SpeedRow, predicted_ms
+from app.speed.data import ModelSpeed, SpeedPage, SpeedRow, predicted_ms
 
 _FONT = {"family": "system-ui, sans-serif", "size": 13}
 _MARGIN = {"l": 70, "r": 20, "t": 40, "b": 60}

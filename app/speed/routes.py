@@ -9,11 +9,11 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from app.deps import get_cache, lookup_entry
-from app.services.analysis_cache import AnalysisCache
-from app.services.figures_speed import accuracy_vs_throughput, family_vs_macs, macs_vs_latency, model_speed_figure
-from app.services.speed import ModelSpeed, SpeedPage, model_speed_data, speed_data
-from app.services.speed_jobs import Job, JobList, MeasureAllParams, SpeedJobs, SpeedParams
-from app.services.zoo import analysis_for
+from app.analysis_cache import AnalysisCache
+from app.speed.figures import accuracy_vs_throughput, family_vs_macs, macs_vs_latency, model_speed_figure
+from app.speed.data import ModelSpeed, SpeedPage, model_speed_data, speed_data
+from app.speed.jobs import Job, JobList, MeasureAllParams, SpeedJobs, SpeedParams
+from app.zoo.data import analysis_for
 from models.catalog import ModelEntry
 from models.registry import list_models
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from app.config import Settings
 from app.errors import InvalidParameter, NotFound, WeightsUnavailable
-from app.schemas_predict import (Example, PredictionItem, PredictModel, PredictPage, PredictResponse,
+from app.predict.schemas import (Example, PredictionItem, PredictModel, PredictPage, PredictResponse,
                                  PreprocessingInfo, Timing, WorkerStatus)
-from app.services.images import decode_image
-from app.services.inference import InferenceWorker
+from app.predict.images import decode_image
+from app.predict.worker import InferenceWorker
 from models.catalog import ModelEntry
 from models.preprocess import preprocessing_for
 from models.registry import get_entry, list_models

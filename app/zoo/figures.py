@@ -8,29 +8,13 @@ from typing import Any
 
 from plotly.colors import qualitative
 
-from app.schemas import CompareItem, Layer
-from app.services.formulas import ADAPTIVE_POOLS, CONVS, LINEARS, POOLS
-from app.services.layer_stats import HEAD, TableRow
+from app.plotting import axis, layout
+from app.zoo.formulas import ADAPTIVE_POOLS, CONVS, LINEARS, POOLS
+from app.zoo.layer_stats import HEAD, TableRow
+from app.zoo.schemas import CompareItem, Layer
 
 PALETTE = qualitative.Plotly  # one colour per compared model
-GRID = "#e3e6ee"
 COLOURS = {"params": "#2d6cdf", "macs": "#e07b24", "activations": "#2a9d6f", "pool": "#9aa3b5"}
-
-
-def layout(**overrides: Any) -> dict[str, Any]:
-    """Shared look: white, light grid, room for axis titles, resizes with the page."""
-    base = {
-        "autosize": True, "paper_bgcolor": "white", "plot_bgcolor": "white", "hovermode": "closest",
-        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12, "color": "#1d2330"},
-        "margin": {"l": 70, "r": 20, "t": 30, "b": 50},
-        "legend": {"orientation": "h", "y": -0.12, "x": 0},
-    }
-    base.update(overrides)
-    return base
-
-
-def axis(title: str, **extra: Any) -> dict[str, Any]:
-    return {"title": {"text": title}, "gridcolor": GRID, "zeroline": False, "automargin": True, **extra}
 
 
 def log_toggle(axes: list[str]) -> list[dict[str, Any]]:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from app.deps import get_cache
-from app.schemas import AccuracyChart
-from app.services.analysis_cache import AnalysisCache
-from app.services.charts import accuracy_chart_data
-from app.services.figures_charts import accuracy_figure, density_figure, ilsvrc_figure
+from app.charts.schemas import AccuracyChart
+from app.analysis_cache import AnalysisCache
+from app.charts.data import accuracy_chart_data
+from app.charts.figures import accuracy_figure, density_figure, ilsvrc_figure
 
 router = APIRouter()
 

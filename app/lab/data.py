@@ -10,13 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.services.analysis_cache import AnalysisCache
-from app.services.figures_lab import growth_figure
-from app.services.lab import (OUTPUT_SIZE_PRESETS, BottleneckLesson, FactorisedLesson, MobileNetGrid,
+from app.analysis_cache import AnalysisCache
+from app.lab.figures import growth_figure
+from app.lab.lessons import (OUTPUT_SIZE_PRESETS, BottleneckLesson, FactorisedLesson, MobileNetGrid,
                               OutputSizeLesson, Preset, SeparableLesson, StackLesson, bottleneck_data,
                               factorised_data, inception_presets, mobilenet_data, output_size_data, separable_data,
                               stack_data)
-from app.services.zoo import analysis_for
+from app.zoo.data import analysis_for
 from models.catalog import ModelEntry
 from models.registry import get_entry, list_models
 
@@ -51,7 +51,7 @@ def growth_data(cache: AnalysisCache, entry: ModelEntry) -> GrowthLesson:
                                   receptive_field=row.receptive_field, jump=row.jump))
     size = analysis.input_shape[-1]
     return GrowthLesson(model=entry.id, name=entry.name, input_size=size, points=points,
-                        figure=growth_figure(entry.name, size, points))
+                        figure=growth_figure(entry.name, size, [p.model_dump() for p in points]))
 
 
 class ZooLink(BaseModel):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from app.analysis_cache import AnalysisCache
 from app.errors import InvalidParameter
-from app.schemas import (CatalogResponse, CompareItem, CompareResponse, Layer, LayersResponse, ModelCard,
-                         ModelDetail, Totals)
-from app.services.analysis_cache import AnalysisCache
-from app.services.formulas import layer_formulas
-from app.services.layer_stats import profile, stages
+from app.schemas import ModelCard
+from app.zoo.schemas import CatalogResponse, CompareItem, CompareResponse, Layer, LayersResponse, ModelDetail, Totals
+from app.zoo.formulas import layer_formulas
+from app.zoo.layer_stats import profile, stages
 from models.analysis import Analysis, AnalysisError
 from models.catalog import ModelEntry
 from models.registry import list_models

@@ -10,8 +10,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from app.errors import NotMeasured
-from app.services.analysis_cache import AnalysisCache
-from app.services.speed_jobs import SpeedStore
+from app.analysis_cache import AnalysisCache
+from app.speed.jobs import SpeedStore
 from models.analysis import AnalysisError
 from models.catalog import ModelEntry
 from models.registry import list_models

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from app.errors import InvalidParameter
-from app.services.figures_lab import bottleneck_figure, mobilenet_figure
+from app.lab.figures import bottleneck_figure, mobilenet_figure
 from models import lessons
 
 # ---------------------------------------------------------------- inception
@@ -96,7 +96,8 @@ def bottleneck_data(height: int, width: int, channels: int, c1: int, c3r: int, c
     return BottleneckLesson(naive=naive, reduced=reduced,
                             weights_ratio=_ratio(naive.total.weights, reduced.total.weights),
                             macs_ratio=_ratio(naive.total.macs, reduced.total.macs),
-                            figure=bottleneck_figure(naive, reduced))
+                            figure=bottleneck_figure([b.model_dump() for b in naive.branches],
+                                                     [b.model_dump() for b in reduced.branches]))
 
 
 # -------------------------------------------------------------- output size
@@ -294,7 +295,8 @@ class MobileNetGrid(BaseModel):
 def mobilenet_data() -> MobileNetGrid:
     cells = [GridCell(multiplier=m, resolution=r, params=p, macs=c) for m, r, p, c in lessons.mobilenet_v1_grid()]
     return MobileNetGrid(model="mobilenet_v1", multipliers=list(lessons.MOBILENET_MULTIPLIERS),
-                         resolutions=list(lessons.MOBILENET_RESOLUTIONS), cells=cells, figure=mobilenet_figure(cells))
+                         resolutions=list(lessons.MOBILENET_RESOLUTIONS), cells=cells,
+                         figure=mobilenet_figure([c.model_dump() for c in cells]))
 
 
 # ------------------------------------------------------------------ presets

@@ -239,7 +239,7 @@ class InferenceWorker:
 def run_batch(loaded: LoadedModel, requests: list[tuple[torch.Tensor, int]], device: torch.device) -> list[Inference]:
     """One forward pass over preprocessed images of one model, each with its
     own top-k (tensor [3, H, W], k). Shared by the embedded worker and the Ray
-    Serve deployment (app/services/ray_predictor.py), so both answer alike."""
+    Serve deployment (app/predict/ray_serve.py), so both answer alike."""
     started = time.perf_counter()
     with torch.inference_mode():
         inputs = torch.stack([tensor for tensor, _ in requests]).to(

@@ -9,8 +9,8 @@ from typing import Any
 
 from plotly.colors import qualitative
 
-from app.schemas import AccuracyPoint, IlsvrcEntry
-from app.services.figures import axis, layout
+from app.charts.schemas import AccuracyPoint, IlsvrcEntry
+from app.plotting import axis, layout
 
 FAMILY_PALETTE = qualitative.Dark24
 

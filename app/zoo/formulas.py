@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from app.schemas import Formula, Layer
+from app.zoo.schemas import Formula, Layer
 
 CONVS = {"Conv2d", "Conv2dSame"}
 POOLS = {"MaxPool2d", "AvgPool2d", "MaxPool2dSame", "AvgPool2dSame"}

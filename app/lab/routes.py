@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from app.deps import get_cache, lookup_entry
-from app.services.analysis_cache import AnalysisCache
-from app.services.lab import (BottleneckLesson, FactorisedLesson, InceptionResult, MobileNetGrid, Op,
+from app.analysis_cache import AnalysisCache
+from app.lab.lessons import (BottleneckLesson, FactorisedLesson, InceptionResult, MobileNetGrid, Op,
                               OutputSizeLesson, SeparableLesson, StackLesson, bottleneck_data, factorised_data,
                               inception_data, mobilenet_data, output_size_data, separable_data, stack_data)
-from app.services.lab_page import GrowthLesson, LabPage, growth_data, lab_data
+from app.lab.data import GrowthLesson, LabPage, growth_data, lab_data
 from models.analysis import MAX_RESOLUTION
 
 router = APIRouter()

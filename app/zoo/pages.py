@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.schemas import CatalogResponse, CompareResponse, LayersResponse, ModelDetail
-from app.services.figures import architecture_figure, layer_costs_figure, profile_figure, stages_figure
-from app.services.layer_stats import table_rows
-from app.services.zoo import MAX_COMPARE
+from app.zoo.schemas import CatalogResponse, CompareResponse, LayersResponse, ModelDetail
+from app.zoo.figures import architecture_figure, layer_costs_figure, profile_figure, stages_figure
+from app.zoo.layer_stats import table_rows
+from app.zoo.data import MAX_COMPARE
 from models.registry import list_models
 
 # Landmarks of the course, offered as one-click comparisons.

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from app.schemas import Layer, ProfilePoint, Stage, Totals
-from app.services.formulas import CONVS, LINEARS, POOLS
+from app.zoo.schemas import Layer, ProfilePoint, Stage, Totals
+from app.zoo.formulas import CONVS, LINEARS, POOLS
 
 HEAD = "head"
 UNEXECUTED = "not run"

@@ -1,0 +1,1 @@
+"""Accuracy charts: top-1 against MACs and params, ILSVRC winners."""

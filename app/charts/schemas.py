@@ -1,0 +1,43 @@
+"""The accuracy charts' JSON shapes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class AccuracyPoint(BaseModel):
+    id: str
+    name: str
+    family: str
+    year: int
+    params: int
+    macs: int
+    top1: float
+    top5: float | None
+    accuracy_source: str | None
+    top1_per_mparams: float  # top-1 (%) per million parameters (Canziani et al. 2016)
+    pareto: bool  # no other model is as accurate for fewer MACs
+
+
+class WithoutAccuracy(BaseModel):
+    id: str
+    name: str
+    family: str
+    reason: str | None  # the citation saying why there is no ImageNet figure
+
+
+class IlsvrcEntry(BaseModel):
+    year: int | None
+    entry: str
+    kind: Literal["winner", "runner_up", "human"]
+    top5_error: float  # percent
+    layers: int | None
+    citation: str
+
+
+class AccuracyChart(BaseModel):
+    points: list[AccuracyPoint]
+    without_accuracy: list[WithoutAccuracy]
+    ilsvrc: list[IlsvrcEntry]

@@ -1,0 +1,1 @@
+"""The lab: the course's lessons computed live."""

@@ -1,0 +1,1 @@
+"""Predictions: image decoding, the batching inference worker, the request pipeline."""
