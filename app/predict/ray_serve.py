@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from app.errors import Busy
-from app.services.inference import Inference, ModelCache, run_batch
+from app.predict.worker import Inference, ModelCache, run_batch
 from models.catalog import ModelEntry
 from models.registry import get_entry
 
