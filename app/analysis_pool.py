@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import tempfile
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
+
+from app.state_store import write_atomically
 
 # Niceness added to analysis processes: requests served by the web workers come first.
 ANALYSIS_NICENESS = 5
@@ -29,21 +30,6 @@ ANALYSIS_NICENESS = 5
 
 def default_processes() -> int:
     return max(1, os.cpu_count() or 1)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that no reader sees half a file and two
-    writers (threads or processes) never interleave: each writes its own
-    temporary file in the same directory, then renames it over ``path``
-    (``os.replace`` is atomic on POSIX; the last writer wins whole)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _init_process() -> None:

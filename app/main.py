@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app.analysis_cache import AnalysisCache
+from app.analysis_pool import AnalysisPool
 from app.charts import routes as charts
 from app.config import Settings
 from app.errors import install_error_handlers
@@ -28,9 +29,11 @@ from app.predict import routes as predict
 from app.predict.pipeline import preload_entries
 from app.predict.worker import InferenceWorker
 from app.schemas import ERROR_RESPONSES
+from app.state_store import StateStore
 from app.speed import routes as speed
 from app.speed.jobs import create_speed_jobs
 from app.templating import install_filters
+from app.warmup import Warmup
 from app.zoo import routes as zoo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +60,18 @@ def install_plotly_js() -> Path:
     return target
 
 
+def inference_for(settings: Settings, device: torch.device):
+    """The embedded batching worker, or the web tier's side of the Ray Serve deployment."""
+    if settings.predictor == "ray":
+        from app.predict.ray_serve import RayInference
+
+        return RayInference(device, address=settings.ray_address, max_batch_size=settings.max_batch_size,
+                            max_batch_wait_ms=settings.max_batch_wait_ms, max_queue=settings.max_queue)
+    return InferenceWorker(
+        device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
+        max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     logger = logging.getLogger("convzoo")
@@ -65,12 +80,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         if settings.warm_cache:
             # The lab's first view (its MobileNet grid) is computed ahead of its first visitor too.
-            app.state.analysis_cache.start_warmup(then=lambda: lab_data(app.state.analysis_cache))
+            app.state.warmup.start(then=lambda: lab_data(app.state.analysis_cache))
         app.state.inference.start(preload=preload_entries(settings))
         yield
         app.state.inference.stop()
-        app.state.analysis_cache.stop()
+        app.state.warmup.stop()
         app.state.speed_jobs.stop()
+        app.state.analysis_pool.shutdown()
 
     # The stock /docs and /redoc load their scripts from a CDN: /docs is served
     # below from the swagger-ui-bundle package instead, and /redoc is off.
@@ -80,11 +96,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.logger = logger
     app.state.device = resolve_device(settings.device)
-    app.state.analysis_cache = AnalysisCache(settings.cache_dir)
-    app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
-    app.state.inference = InferenceWorker(
-        app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
-        max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads)
+    # What every worker process shares (`convzoo serve --workers N`) lives in the cache directory.
+    app.state.state_store = StateStore(settings.cache_dir / "state.sqlite3")
+    app.state.analysis_pool = AnalysisPool(settings.analysis_processes)
+    app.state.analysis_cache = AnalysisCache(settings.cache_dir, pool=app.state.analysis_pool)
+    app.state.warmup = Warmup(app.state.analysis_cache, app.state.state_store)
+    app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.state_store, app.state.device,
+                                             settings.speed_time_budget_s)
+    app.state.inference = inference_for(settings, app.state.device)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates.env)
     app.state.templates = templates

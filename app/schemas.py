@@ -34,8 +34,8 @@ class ModelCard(BaseModel):
     year: int
     source: Literal["torchvision", "timm", "classic"]
     input_size: list[int]
-    params: int
-    macs: int
+    params: int | None  # null while the model is not analysed yet (the warm-up is still running)
+    macs: int | None
     top1: float | None
     top5: float | None
     accuracy_source: str | None
@@ -45,14 +45,19 @@ class ModelCard(BaseModel):
     introduced: str
     citation: str | None
     weights_reason: str
+    analysed: bool = True  # false: not analysed yet; GET /api/models/{id} analyses it first
 
 
 class WarmupStatus(BaseModel):
+    """The start-up analysis of the whole catalog, shared by every worker process."""
+
     total: int
     done: int
     failed: list[str]
     running: bool
     current: str | None
+    seconds: float = 0.0  # since this run started
+    analysed_now: int = 0  # traced by this run; the rest were on disk from an earlier one
 
 
 class Health(BaseModel):

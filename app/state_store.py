@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -57,7 +58,9 @@ class StateStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._transaction() as db:
-            db.executescript(_SCHEMA)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -141,9 +144,12 @@ class StateStore:
                                 (time.time() + ttl_s, name, owner))
             return cursor.rowcount == 1
 
-    def release(self, name: str, owner: str) -> None:
+    def release(self, name: str, owner: str, then: tuple[str, str, dict[str, Any]] | None = None) -> None:
+        """Hand lease ``name`` back; ``then`` as for ``claim`` (e.g. the job's final state)."""
         with self._transaction() as db:
             db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+            if then is not None:
+                _put(db, *then)
 
     def holder(self, name: str) -> tuple[str, str | None] | None:
         """(owner, value) of the unexpired lease ``name``, or None."""
@@ -155,6 +161,21 @@ class StateStore:
 def _put(db: sqlite3.Connection, kind: str, doc_id: str, body: dict[str, Any]) -> None:
     db.execute("INSERT OR REPLACE INTO documents (kind, id, body, updated) VALUES (?, ?, ?, ?)",
                (kind, doc_id, json.dumps(body), time.time()))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that no reader sees half a file and two
+    writers (threads or processes) never interleave: each writes its own
+    temporary file in the same directory, then renames it over ``path``
+    (``os.replace`` is atomic on POSIX; the last writer wins whole)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class Heartbeat:

@@ -22,8 +22,9 @@ def pareto_ids(cards: list[ModelCard]) -> set[str]:
     return front
 
 
-def accuracy_chart_data(cache: AnalysisCache) -> AccuracyChart:
-    cards = catalog_data(cache).models
+def accuracy_chart_data(cache: AnalysisCache, analyse_missing: bool = True) -> AccuracyChart:
+    """Models not analysed yet (the warm-up is running) are left out until they are."""
+    cards = [c for c in catalog_data(cache, analyse_missing).models if c.analysed]
     known = [c for c in cards if c.top1 is not None]
     front = pareto_ids(known)
     return AccuracyChart(

@@ -26,20 +26,27 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
         raise InvalidParameter(str(exc)) from None
 
 
-def card(cache: AnalysisCache, entry: ModelEntry) -> ModelCard:
-    totals = cache.get(entry).totals
+def card(entry: ModelEntry, analysis: Analysis | None) -> ModelCard:
+    """The catalog card; ``analysis`` at the model's own input size, None
+    while it is not analysed yet (then params and MACs are null)."""
     status = weights_status(entry)
     return ModelCard(
         id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, source=entry.source,
-        input_size=list(entry.input_size), params=totals.params, macs=totals.macs,
+        input_size=list(entry.input_size), params=analysis.totals.params if analysis else None,
+        macs=analysis.totals.macs if analysis else None, analysed=analysis is not None,
         top1=entry.top1, top5=entry.top5, accuracy_source=entry.accuracy_source, weights=status.status,
         paper=entry.family.paper, introduced=entry.family.introduced, citation=entry.citation,
         weights_reason=status.reason,
     )
 
 
-def catalog_data(cache: AnalysisCache) -> CatalogResponse:
-    return CatalogResponse(models=[card(cache, entry) for entry in list_models()])
+def catalog_data(cache: AnalysisCache, analyse_missing: bool = True) -> CatalogResponse:
+    """Every model's card, from the analyses in memory or on disk. A model not
+    analysed yet is analysed first when ``analyse_missing`` (the server runs no
+    warm-up); otherwise its card says so (``analysed`` false) and the catalog
+    answers at once instead of waiting for the warm-up."""
+    return CatalogResponse(models=[card(entry, cache.get(entry) if analyse_missing else cache.peek(entry))
+                                   for entry in list_models()])
 
 
 def _totals(analysis: Analysis) -> Totals:
@@ -61,7 +68,7 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
     totals = _totals(analysis)
     layers = layers if layers is not None else _layers(analysis)
     return ModelDetail(
-        **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
+        **card(entry, cache.get(entry)).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=2 * totals.activation_bytes,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
     )
@@ -86,7 +93,7 @@ def compare_item(cache: AnalysisCache, entry: ModelEntry) -> CompareItem:
     analysis = cache.get(entry)
     totals = _totals(analysis)
     layers = _layers(analysis)
-    return CompareItem(**card(cache, entry).model_dump(), totals=totals, input_shape=analysis.input_shape,
+    return CompareItem(**card(entry, analysis).model_dump(), totals=totals, input_shape=analysis.input_shape,
                        stages=stages(layers, analysis.input_shape, totals), profile=profile(layers, totals))
 
 

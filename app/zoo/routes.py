@@ -4,6 +4,7 @@ and, beside each, its page (/, /models/{id}, /compare)."""
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from typing import Annotated
 
 import timm
@@ -12,12 +13,13 @@ import torchvision
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.deps import get_cache, lookup_entry
+from app.deps import analyse_missing, get_cache, get_warmup, lookup_entry
 from app.errors import InvalidParameter
 from app.schemas import Health, WarmupStatus
 from app.zoo.schemas import CatalogResponse, CompareResponse, LayersResponse, ModelDetail
 from app.zoo import pages as zoo_pages
 from app.analysis_cache import AnalysisCache
+from app.warmup import Warmup
 from app.zoo.data import (MAX_COMPARE, MODEL_LIST_PATTERN, catalog_data, compare_data, layers_csv, layers_data,
                               model_data, parse_model_list)
 from models.analysis import MAX_RESOLUTION
@@ -25,24 +27,24 @@ from models.analysis import MAX_RESOLUTION
 router = APIRouter()
 
 Cache = Annotated[AnalysisCache, Depends(get_cache)]
+AnalyseMissing = Annotated[bool, Depends(analyse_missing)]
+WarmupState = Annotated[Warmup, Depends(get_warmup)]
 Resolution = Annotated[int | None, Query(ge=1, le=MAX_RESOLUTION,
                                          description="Side of a square input, in pixels")]
 
 
 @router.get("/api/health", response_model=Health)
-def health(request: Request, cache: Cache) -> Health:
-    progress = cache.progress
+def health(request: Request, warmup: WarmupState) -> Health:
     return Health(
         status="ok", device=str(request.app.state.device),
         versions={"torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__},
-        warmup=WarmupStatus(total=progress.total, done=progress.done, failed=progress.failed,
-                            running=progress.running, current=progress.current),
+        warmup=WarmupStatus(**asdict(warmup.progress)),
     )
 
 
 @router.get("/api/models", response_model=CatalogResponse)
-def api_models(cache: Cache) -> CatalogResponse:
-    return catalog_data(cache)
+def api_models(cache: Cache, complete: AnalyseMissing) -> CatalogResponse:
+    return catalog_data(cache, complete)
 
 
 @router.get("/api/models/{model_id}", response_model=ModelDetail)
@@ -78,11 +80,12 @@ def _render(request: Request, template: str, context: dict) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def catalog_page(request: Request, cache: Cache) -> HTMLResponse:
-    if cache.progress.running:  # the start-up analysis shows its progress instead of keeping the page waiting
-        return _render(request, "warming.html", {"warmup": cache.progress})
-    catalog = catalog_data(cache)
-    return _render(request, "catalog.html", {"catalog": catalog, **zoo_pages.catalog_extras(catalog)})
+def catalog_page(request: Request, cache: Cache, complete: AnalyseMissing, warmup: WarmupState) -> HTMLResponse:
+    """While the start-up analysis runs, the catalog shows its progress and
+    marks the models not analysed yet; it never waits for them."""
+    catalog = catalog_data(cache, complete)
+    return _render(request, "catalog.html", {"catalog": catalog, "warmup": warmup.progress,
+                                             **zoo_pages.catalog_extras(catalog)})
 
 
 @router.get("/models/{model_id}", response_class=HTMLResponse, include_in_schema=False)
