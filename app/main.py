@@ -6,6 +6,7 @@ level is for uvicorn; tests build their own with
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -58,6 +59,26 @@ def install_plotly_js() -> Path:
         STATIC_DIR.mkdir(exist_ok=True)
         shutil.copyfile(source, target)
     return target
+
+
+class WorkerHeader:
+    """Names the worker process that answered (``X-ConvZoo-Worker``: its pid):
+    with ``--workers N`` which process served a request is otherwise invisible
+    (operators reading logs, and the tests that check every worker agrees)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_named(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-convzoo-worker", str(os.getpid()).encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_named)
 
 
 def inference_for(settings: Settings, device: torch.device):
@@ -121,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     install_error_handlers(app)
+    app.add_middleware(WorkerHeader)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
     app.include_router(charts.router, responses=ERROR_RESPONSES)
     app.include_router(lab.router, responses=ERROR_RESPONSES)

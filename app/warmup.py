@@ -50,6 +50,7 @@ class Warmup:
         self.owner = new_owner()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_run: WarmupProgress | None = None  # what this process's own run did, if it ran one
 
     @property
     def progress(self) -> WarmupProgress:
@@ -60,9 +61,10 @@ class Warmup:
     def _save(self, progress: WarmupProgress) -> None:
         self.store.put("warmup", self.cache.versions, asdict(progress))
 
-    def start(self, then: Callable[[], object] | None = None) -> None:
-        """Warm in the background; the progress reads as running from this call on."""
-        entries = list_models()
+    def start(self, then: Callable[[], object] | None = None, entries: list[ModelEntry] | None = None) -> None:
+        """Warm ``entries`` (default: the whole catalog) in the background; the
+        progress reads as running from this call on."""
+        entries = entries if entries is not None else list_models()
         if self.store.holder(LEASE) is None:
             previous = self.progress
             self._save(WarmupProgress(total=len(entries), done=previous.done if previous.running else 0,
@@ -80,16 +82,16 @@ class Warmup:
 
     def _claim_and_run(self, entries: list[ModelEntry], then: Callable[[], object] | None) -> None:
         while not self._stop.is_set():
+            progress = self.progress
+            if not progress.running and progress.total == len(entries):
+                return  # another worker has done it
             if self.store.claim(LEASE, self.owner, LEASE_TTL_S) is None:
                 try:
-                    self.run(entries, then)
+                    self.last_run = self.run(entries, then)
                 finally:
                     self.store.release(LEASE, self.owner)
                 return
-            progress = self.progress  # another worker warms: wait, and take over if its lease lapses
-            if not progress.running and progress.total == len(entries):
-                return
-            self._stop.wait(1.0)
+            self._stop.wait(1.0)  # another worker warms: wait, and take over if its lease lapses
 
     def run(self, entries: list[ModelEntry] | None = None, then: Callable[[], object] | None = None) -> WarmupProgress:
         """Analyse every entry not yet on disk (those that failed before under
