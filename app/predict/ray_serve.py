@@ -116,6 +116,8 @@ class RayInference:
     the routes (``predict``, ``start``/``stop``, the status counters).
     Requests in flight are bounded by ``max_queue`` (503 busy past it)."""
 
+    mode = "ray"
+
     def __init__(self, device: torch.device, *, address: str | None, max_batch_size: int, max_batch_wait_ms: float,
                  max_queue: int) -> None:
         self.device = device
