@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from app.errors import Conflict, InvalidParameter, NotFound
@@ -136,10 +137,14 @@ class SpeedStore:
         return sorted(p.stem for p in self.directory.glob("*.json")) if self.directory.is_dir() else []
 
     def save(self, result: SpeedResult) -> None:
-        with self._lock:
+        """Add ``result`` to its model's file. Read, add and write under a file
+        lock (filelock), so a server's worker and `convzoo bench` saving at the
+        same time keep both results; written atomically for readers."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(result.model_id)
+        with self._lock, FileLock(path.with_name(f".{path.name}.lock")):
             results = self._read(result.model_id)
             results[result_key(result)] = result
-            self.directory.mkdir(parents=True, exist_ok=True)
             write_atomically(self._path(result.model_id),
                              json.dumps({"results": {k: asdict(v) for k, v in results.items()}}, indent=1))
 
