@@ -18,7 +18,7 @@ import torchvision
 
 from app.analysis_pool import AnalysisPool
 from app.state_store import write_atomically
-from models.analysis import ANALYSIS_VERSION, Analysis, analyse_entry, input_shape_for
+from models.analysis import ANALYSIS_VERSION, Analysis, Totals, analyse_entry, input_shape_for
 from models.catalog import ModelEntry
 from models.registry import UnknownModelError, get_entry
 
@@ -44,6 +44,7 @@ class AnalysisCache:
         self._memory_items = memory_items
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, int, int], threading.Lock] = {}
+        self._totals: dict[str, Totals] = {}  # model id -> totals at its own input size: the catalog's cards
         self.traces = 0  # how many analyses this process asked to compute (tests read it)
 
     def path_for(self, entry: ModelEntry, resolution: int | None) -> Path:
@@ -64,7 +65,7 @@ class AnalysisCache:
                 if key in self._memory:
                     return self._memory[key]
             analysis = self._load(entry, resolution) or self._compute(entry, resolution)
-            self._remember(key, analysis)
+            self._remember(entry, key, analysis)
             with self._lock:
                 self._key_locks.pop(key, None)
         return analysis
@@ -79,10 +80,23 @@ class AnalysisCache:
                 return self._memory[key]
         analysis = self._load(entry, resolution)
         if analysis is not None:
-            self._remember(key, analysis)
+            self._remember(entry, key, analysis)
         return analysis
 
-    def _remember(self, key: tuple[str, int, int], analysis: Analysis) -> None:
+    def card_totals(self, entry: ModelEntry) -> Totals | None:
+        """The totals at the model's own input size if it is analysed, else
+        None; never computes. Kept for every model once seen (a few hundred
+        bytes each, unlike whole analyses), so a catalog of ~1,500 cards reads
+        each file at most once per process."""
+        totals = self._totals.get(entry.id)
+        if totals is None:
+            analysis = self.peek(entry)
+            totals = analysis.totals if analysis is not None else None
+        return totals
+
+    def _remember(self, entry: ModelEntry, key: tuple[str, int, int], analysis: Analysis) -> None:
+        if key[1:] == tuple(entry.input_size[1:]):
+            self._totals[entry.id] = analysis.totals
         with self._lock:
             self._memory[key] = analysis
             self._memory.move_to_end(key)

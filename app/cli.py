@@ -23,6 +23,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Our loggers (warm-up progress, worker) print beside uvicorn's.
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    # Analysis processes per worker: the cores shared out among the workers
+    # (N workers each with one per core would oversubscribe the machine N times).
+    os.environ.setdefault("CONVZOO_ANALYSIS_PROCESSES", str(max(1, (os.cpu_count() or 1) // args.workers)))
     if args.ray:
         _deploy_on_ray(args)
     # With workers > 1 uvicorn spawns that many processes on one socket; they share

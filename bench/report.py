@@ -48,13 +48,14 @@ def predict() -> str:
     return table(["EfficientNet-Lite0 on the CPU", "median of rounds"], rows)
 
 
-def load() -> str:
-    data = json.loads((RESULTS / "load.json").read_text())
+def load(name: str = "load.json") -> str:
+    data = json.loads((RESULTS / name).read_text())
     parts = []
     for number, r in enumerate(data["rounds"], 1):
         rss = r["rss_bytes"]
-        parts.append(f"Round {number}: {r['requests']} requests in {r['seconds']:.0f} s from {data['clients']} clients; "
-                     f"server RSS {rss['start'] / 1e6:.0f} MB at start, {rss['peak'] / 1e6:.0f} MB peak, "
+        parts.append(f"Round {number}, {data.get('workers', 1)} worker(s): {r['requests']} requests in "
+                     f"{r['seconds']:.0f} s from {data['clients']} clients; server RSS (all its processes) "
+                     f"{rss['start'] / 1e6:.0f} MB at start, {rss['peak'] / 1e6:.0f} MB peak, "
                      f"{rss['end'] / 1e6:.0f} MB at end.")
         rows = [[label, str(e["requests"]), f"{e['p50_ms']:.0f}", f"{e['p95_ms']:.0f}", f"{e['p99_ms']:.0f}",
                  ", ".join(f"{code}: {n}" for code, n in sorted(e["statuses"].items())), str(e["errors"])]
@@ -63,6 +64,31 @@ def load() -> str:
     return "\n\n".join(parts)
 
 
+def load_two_workers() -> str:
+    return load("load-2-workers.json")
+
+
+def warmup() -> str:
+    data = json.loads((RESULTS / "warmup.json").read_text())
+    names = ("first start", "restart (resumes)")
+    rows = [[name, f"{r['server_ready_s']:.1f}", f"{r['warmup']['seconds']:.1f}", str(r["warmup"]["analysed_now"]),
+             f"{r['warmup']['done']} / {r['warmup']['total']}", str(len(r["warmup"]["failed"])),
+             f"{r['peak_rss_bytes'] / 1e6:.0f}"] for name, r in zip(names, data["runs"])]
+    parts = [table(["run", "server ready s", "warm-up s", "analysed by this run", "done", "failed",
+                    "peak RSS MB"], rows)]
+    for name, r in zip(names, data["runs"]):
+        rows = [[label, str(e["requests"]), f"{e['p50_ms']:.0f}", f"{e['p95_ms']:.0f}", f"{e['p99_ms']:.0f}",
+                 str(e["errors"])] for label, e in r["pages"].items()]
+        parts.append(f"Pages while the warm-up runs ({name}, {data['clients']} clients, "
+                     f"{data['workers']} worker(s)):\n\n"
+                     + table(["page", "requests", "p50 ms", "p95 ms", "p99 ms", "errors"], rows))
+    return "\n\n".join(parts)
+
+
 if __name__ == "__main__":
-    for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/load.py", load)):
-        print(f"### {title}\n\n{render()}\n")
+    for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/load.py", load),
+                          ("bench/load.py --workers 2", load_two_workers), ("bench/warmup.py", warmup)):
+        try:
+            print(f"### {title}\n\n{render()}\n")
+        except FileNotFoundError as exc:
+            print(f"### {title}\n\n(no results yet: {exc.filename})\n")

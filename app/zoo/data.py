@@ -11,7 +11,7 @@ from app.schemas import ModelCard
 from app.zoo.schemas import CatalogResponse, CompareItem, CompareResponse, Layer, LayersResponse, ModelDetail, Totals
 from app.zoo.formulas import layer_formulas
 from app.zoo.layer_stats import profile, stages
-from models.analysis import Analysis, AnalysisError
+from models.analysis import Analysis, AnalysisError, Totals as AnalysisTotals
 from models.catalog import ModelEntry
 from models.registry import list_models
 from models.weights import weights_status
@@ -26,14 +26,14 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
         raise InvalidParameter(str(exc)) from None
 
 
-def card(entry: ModelEntry, analysis: Analysis | None) -> ModelCard:
-    """The catalog card; ``analysis`` at the model's own input size, None
+def card(entry: ModelEntry, totals: AnalysisTotals | None) -> ModelCard:
+    """The catalog card; ``totals`` at the model's own input size, None
     while it is not analysed yet (then params and MACs are null)."""
     status = weights_status(entry)
     return ModelCard(
         id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, source=entry.source,
-        input_size=list(entry.input_size), params=analysis.totals.params if analysis else None,
-        macs=analysis.totals.macs if analysis else None, analysed=analysis is not None,
+        input_size=list(entry.input_size), params=totals.params if totals else None,
+        macs=totals.macs if totals else None, analysed=totals is not None,
         top1=entry.top1, top5=entry.top5, accuracy_source=entry.accuracy_source, weights=status.status,
         paper=entry.family.paper, introduced=entry.family.introduced, citation=entry.citation,
         weights_reason=status.reason,
@@ -45,8 +45,9 @@ def catalog_data(cache: AnalysisCache, analyse_missing: bool = True) -> CatalogR
     analysed yet is analysed first when ``analyse_missing`` (the server runs no
     warm-up); otherwise its card says so (``analysed`` false) and the catalog
     answers at once instead of waiting for the warm-up."""
-    return CatalogResponse(models=[card(entry, cache.get(entry) if analyse_missing else cache.peek(entry))
-                                   for entry in list_models()])
+    return CatalogResponse(models=[
+        card(entry, cache.get(entry).totals if analyse_missing else cache.card_totals(entry))
+        for entry in list_models()])
 
 
 def _totals(analysis: Analysis) -> Totals:
@@ -68,7 +69,7 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
     totals = _totals(analysis)
     layers = layers if layers is not None else _layers(analysis)
     return ModelDetail(
-        **card(entry, cache.get(entry)).model_dump(), totals=totals, flops=2 * totals.macs,
+        **card(entry, cache.get(entry).totals).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=2 * totals.activation_bytes,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
     )
@@ -93,7 +94,7 @@ def compare_item(cache: AnalysisCache, entry: ModelEntry) -> CompareItem:
     analysis = cache.get(entry)
     totals = _totals(analysis)
     layers = _layers(analysis)
-    return CompareItem(**card(entry, analysis).model_dump(), totals=totals, input_shape=analysis.input_shape,
+    return CompareItem(**card(entry, analysis.totals).model_dump(), totals=totals, input_shape=analysis.input_shape,
                        stages=stages(layers, analysis.input_shape, totals), profile=profile(layers, totals))
 
 
