@@ -39,24 +39,26 @@ class LeNet5(nn.Module):
 
 class AlexNetPaper(nn.Module):
     """AlexNet as published (Krizhevsky et al. 2012): 96 CONV1 filters, LRN,
-    two-GPU grouped CONV2/4/5, 227x227 input; 60,965,224 parameters."""
+    two-GPU grouped CONV2/4/5, 227x227 input; 60,965,224 parameters.
+    ``groups=1`` is the same network on one GPU (every filter sees every
+    channel), the variant many slides count: 62,378,344 parameters."""
 
-    def __init__(self, num_classes: int = 1000) -> None:
+    def __init__(self, num_classes: int = 1000, groups: int = 2) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(3, 96, kernel_size=11, stride=4),               # CONV1: 227 -> 55
             nn.ReLU(inplace=True),
             nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0),
             nn.MaxPool2d(kernel_size=3, stride=2),                    # 55 -> 27
-            nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=2),   # CONV2
+            nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=groups),   # CONV2
             nn.ReLU(inplace=True),
             nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0),
             nn.MaxPool2d(kernel_size=3, stride=2),                    # 27 -> 13
             nn.Conv2d(256, 384, kernel_size=3, padding=1),            # CONV3 (across GPUs)
             nn.ReLU(inplace=True),
-            nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=2),  # CONV4
+            nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=groups),  # CONV4
             nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2),  # CONV5
+            nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=groups),  # CONV5
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),                    # 13 -> 6
         )

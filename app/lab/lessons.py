@@ -307,16 +307,20 @@ class Preset(BaseModel):
     params: dict[str, int | bool | str]
 
 
+# Inception modules the course quotes figures for (checked on /lab/numbers).
+BOTTLENECK_480 = dict(height=14, width=14, channels=480, c1=0, c3r=0, c3=0, c5r=16, c5=48, pool_proj=0, pool=False)
+BOTTLENECK_192 = dict(height=28, width=28, channels=192, c1=0, c3r=0, c3=0, c5r=16, c5=32, pool_proj=0, pool=False)
+CS231N_MODULE = dict(height=28, width=28, channels=256, c1=128, c3r=64, c3=192, c5r=64, c5=96, pool_proj=64, pool=True)
+
+
 def inception_presets() -> list[Preset]:
-    """GoogLeNet's inception (3a), read from the architecture, and CURRICULUM.md's two bottleneck examples."""
+    """GoogLeNet's inception (3a), read from the architecture, CURRICULUM.md's two bottleneck examples, and
+    the CS231n-style deck's module."""
     return [
         Preset(name="GoogLeNet inception (3a)", params={**lessons.googlenet_inception("inception3a"), "pool": True}),
-        Preset(name="480 -> 48 5x5 on 14x14, 16-filter reduction",
-               params=dict(height=14, width=14, channels=480, c1=0, c3r=0, c3=0, c5r=16, c5=48, pool_proj=0,
-                           pool=False)),
-        Preset(name="192 -> 32 5x5 on 28x28, 16-filter reduction",
-               params=dict(height=28, width=28, channels=192, c1=0, c3r=0, c3=0, c5r=16, c5=32, pool_proj=0,
-                           pool=False)),
+        Preset(name="480 -> 48 5x5 on 14x14, 16-filter reduction", params=BOTTLENECK_480),
+        Preset(name="192 -> 32 5x5 on 28x28, 16-filter reduction", params=BOTTLENECK_192),
+        Preset(name="CS231n-style module on 28x28x256, 64-filter reductions", params=CS231N_MODULE),
     ]
 
 

@@ -16,6 +16,7 @@ from app.lab.lessons import (BottleneckLesson, FactorisedLesson, InceptionResult
                               OutputSizeLesson, SeparableLesson, StackLesson, bottleneck_data, factorised_data,
                               inception_data, mobilenet_data, output_size_data, separable_data, stack_data)
 from app.lab.data import GrowthLesson, LabPage, growth_data, lab_data
+from app.lab.numbers import NumbersPage, numbers_data
 from models.analysis import MAX_RESOLUTION
 
 router = APIRouter()
@@ -87,3 +88,16 @@ def api_lab(cache: Cache) -> LabPage:
 @router.get("/lab", response_class=HTMLResponse, include_in_schema=False)
 def lab_page(request: Request, cache: Cache) -> HTMLResponse:
     return request.app.state.templates.TemplateResponse(request, "lab.html", {"data": lab_data(cache)})
+
+
+@router.get("/api/lab/numbers", response_model=NumbersPage)
+def api_numbers(cache: Cache,
+                model: Annotated[str | None, Query(description="Only the claims about this zoo model id")] = None
+                ) -> NumbersPage:
+    """Every figure the course's slides quote, recomputed, with a verdict (exact, rounded, other_variant, wrong)."""
+    return numbers_data(cache, lookup_entry(model).id if model is not None else None)
+
+
+@router.get("/lab/numbers", response_class=HTMLResponse, include_in_schema=False)
+def numbers_page(request: Request, cache: Cache) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, "lab_numbers.html", {"data": numbers_data(cache)})

@@ -55,10 +55,30 @@
     ];
   }
 
+  // The lectures' figures about inception modules (/api/lab/numbers), shown
+  // with their verdicts when the calculator holds the module they quote.
+  const VERDICT = { exact: "exact", rounded: "rounded", other_variant: "other variant", wrong: "wrong" };
+  const lectureClaims = fetch("/api/lab/numbers", { headers: { Accept: "application/json" } })
+    .then((r) => (r.ok ? r.json() : { claims: [] })).then((d) => d.claims.filter((c) => c.lab))
+    .catch(() => []);
+
+  async function showClaims(section) {
+    const params = query(section.querySelector("form"));
+    const claims = (await lectureClaims).filter((c) =>
+      Object.entries(c.lab).every(([k, v]) => params.get(k) === String(v)));
+    const slot = section.querySelector('[data-slot="claims"]');
+    slot.hidden = claims.length === 0;
+    slot.replaceChildren(el("h3", {}, "What the lectures say about this module"), el("ul", { class: "lecture-claims" },
+      ...claims.map((c) => el("li", { "data-claim": c.id }, `${c.source}: “${c.claim}” — computed ${fmt(c.computed)} `,
+        el("span", { class: `verdict verdict-${c.verdict}` }, VERDICT[c.verdict]), " ",
+        el("a", { href: `/lab/numbers#${c.id}` }, "why")))));
+  }
+
   const RENDER = {
     bottleneck(section, d) {
       fill(section, "naive", ...inceptionTable(d.naive, "naive"));
       fill(section, "reduced", ...inceptionTable(d.reduced, "reduced"));
+      showClaims(section);
       fill(section, "summary", `The reductions cut weights ${ratio(d.weights_ratio)}x and multiply-adds `,
         `${ratio(d.macs_ratio)}x; output depth ${d.naive.output_shape[0]} (naive) vs ${d.reduced.output_shape[0]}.`);
       drawFigure(section, d.figure);

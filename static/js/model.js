@@ -34,4 +34,59 @@
     rows.filter((r) => r.classList.contains("block")).forEach((r) => setOpen(r, false));
     refresh();
   });
+
+  // A link to one row (#layer-PATH, as /lab/numbers gives them) opens the blocks above it.
+  function showTarget() {
+    const id = decodeURIComponent(location.hash.slice(1));
+    const target = id.startsWith("layer-") ? document.getElementById(id) : null;
+    if (!target) return;
+    for (const row of rows) {
+      if (row.classList.contains("block") && target.dataset.path.startsWith(row.dataset.path + ".")) setOpen(row, true);
+      row.classList.toggle("target", row === target);
+    }
+    refresh();
+    target.scrollIntoView({ block: "center" });
+  }
+  window.addEventListener("hashchange", showTarget);
+  showTarget();
+
+  // The lectures' figures about this model, with their verdicts (/api/lab/numbers?model=ID).
+  const lecture = document.getElementById("lecture-figures");
+  if (lecture) {
+    const VERDICT = { exact: "exact", rounded: "rounded", other_variant: "other variant", wrong: "wrong" };
+    const fmt = (n) => Number(n).toLocaleString("en-US");
+    fetch(`/api/lab/numbers?model=${encodeURIComponent(lecture.dataset.model)}`, { headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : { claims: [] }))
+      .then(({ claims }) => {
+        // A long table of figures (the CS231n-style VGG-16 walk-through) reads as one line of counts.
+        const byTopic = new Map();
+        for (const c of claims) byTopic.set(c.topic, [...(byTopic.get(c.topic) || []), c]);
+        const long = new Set([...byTopic].filter(([, cs]) => cs.length > 6).map(([t]) => t));
+        const summaries = [...long].map((topic) => {
+          const cs = byTopic.get(topic);
+          const li = document.createElement("li");
+          const link = document.createElement("a");
+          link.href = `/lab/numbers#${cs[0].id}`;
+          link.textContent = topic;
+          const counts = Object.keys(VERDICT).map((v) => [v, cs.filter((c) => c.verdict === v).length]).filter(([, n]) => n);
+          li.append(link, `: ${cs.length} figures, `, counts.map(([v, n]) => `${n} ${VERDICT[v]}`).join(", "));
+          return li;
+        });
+        const items = claims.filter((c) => !long.has(c.topic)).map((c) => {
+          const li = document.createElement("li");
+          li.dataset.claim = c.id;
+          const badge = document.createElement("span");
+          badge.className = `verdict verdict-${c.verdict}`;
+          badge.textContent = VERDICT[c.verdict];
+          const why = document.createElement("a");
+          why.href = `/lab/numbers#${c.id}`;
+          why.textContent = "why";
+          li.append(`${c.source}: “${c.claim}” — computed ${fmt(c.computed)} ${c.unit} `, badge, " ", why);
+          return li;
+        });
+        lecture.querySelector('[data-slot="claims"]').replaceChildren(...items, ...summaries);
+        lecture.hidden = claims.length === 0;
+      })
+      .catch(() => { lecture.hidden = true; });
+  }
 })();

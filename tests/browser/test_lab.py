@@ -92,3 +92,33 @@ def test_bad_value_is_explained(page, live_server):
     # Chromium logs each refused request ("... status of 422"); anything else is a page error.
     assert [e for e in page.console_errors if "status of 422" not in e] == []
     assert page.foreign_requests == []
+
+
+def test_lectures_numbers_page_and_where_they_show(page, live_server):
+    """/lab/numbers lists every checked figure with its verdict; the lab's inception calculator and the model
+    pages the figures concern show the verdict beside the computed number; a row link opens its folded row."""
+    p = page.page
+    p.goto(f"{live_server}/lab/numbers")
+    row = p.locator("#cs231n-inception-reduced")
+    expect(row.locator("[data-field=computed]")).to_contain_text("271,351,808")
+    expect(row.locator(".verdict")).to_have_text("wrong")
+    expect(p.locator("#fgv-alexnet-params .verdict")).to_have_text("other variant")
+    page.screenshot("lab-numbers")
+
+    p = _open(page, live_server)
+    p.get_by_role("button", name="CS231n-style module on 28x28x256, 64-filter reductions").click()
+    claims = p.locator("#bottleneck [data-slot=claims]")
+    expect(claims.locator("[data-claim=cs231n-inception-naive] .verdict")).to_have_text("rounded")
+    expect(claims.locator("[data-claim=cs231n-inception-reduced]")).to_contain_text("271,351,808")
+    p.locator("#bottleneck input[name=c1]").fill("127")   # another module: the lecture's verdicts go
+    expect(claims).to_be_hidden()
+
+    p.goto(f"{live_server}/models/alexnet_paper")
+    lecture = p.locator("#lecture-figures")
+    expect(lecture.locator("[data-claim=fgv-alexnet-params] .verdict")).to_have_text("other variant")
+    expect(lecture.locator("[data-claim=cs231n-alexnet-conv1]")).to_contain_text("34,944")
+    p.goto(f"{live_server}/models/vgg16#layer-classifier.0")
+    expect(p.locator("#layer-table tr.target")).to_have_attribute("data-path", "classifier.0")
+    expect(p.locator("#layer-table tr.target")).to_be_visible()
+    expect(p.locator("#lecture-figures")).to_contain_text("44 figures")
+    page.assert_clean()
