@@ -36,6 +36,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _deploy_on_ray(args: argparse.Namespace) -> None:
     """Start (or join) Ray, deploy the predictor, and point every web worker at it."""
+    if not (args.ray_address or os.environ.get("CONVZOO_RAY_ADDRESS")):
+        # A Ray started here for this server listens on loopback only (read when ray is imported).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:

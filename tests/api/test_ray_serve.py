@@ -5,6 +5,7 @@ predictions answer what the embedded worker answers one at a time."""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -12,6 +13,9 @@ import pytest
 
 from tests.conftest import make_settings, serving
 
+# Read when ray is imported: a single-node Ray keeps to the loopback interface
+# (by default it advertises the machine's own address, even when given 127.0.0.1).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
@@ -26,6 +30,7 @@ def ray_server():
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", namespace=NAMESPACE,
              log_to_driver=False)
     try:
+        assert [node["NodeManagerAddress"] for node in ray.nodes()] == ["127.0.0.1"]
         settings = make_settings(predictor="ray", max_batch_wait_ms=20)
         deploy(settings, replicas=2, cpus_per_replica=1)
         with serving(create_app(settings)) as base_url:
