@@ -95,17 +95,6 @@ class StateStore:
                                           (kind, doc_id)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def update(self, kind: str, doc_id: str, **fields: Any) -> dict[str, Any] | None:
-        """Merge ``fields`` into a document in one transaction (a reader never
-        loses a field another process wrote meanwhile); None if there is none."""
-        with self._transaction() as db:
-            row = db.execute("SELECT body FROM documents WHERE kind = ? AND id = ?", (kind, doc_id)).fetchone()
-            if row is None:
-                return None
-            body = {**json.loads(row[0]), **fields}
-            _put(db, kind, doc_id, body)
-            return body
-
     def newest(self, kind: str, limit: int) -> list[dict[str, Any]]:
         rows = self._connection().execute(
             "SELECT body FROM documents WHERE kind = ? ORDER BY updated DESC LIMIT ?", (kind, limit)).fetchall()

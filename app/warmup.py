@@ -44,7 +44,12 @@ class WarmupProgress:
 
 
 class Warmup:
+    """One web worker's part in the warm-up: ``start`` it at start-up; it runs
+    the warm-up if it claims the lease, else waits for the worker that did."""
+
     def __init__(self, cache: AnalysisCache, store: StateStore) -> None:
+        if cache.pool is None:
+            raise ValueError("the warm-up analyses in the cache's process pool; give the AnalysisCache one")
         self.cache = cache
         self.store = store
         self.owner = new_owner()
@@ -73,6 +78,11 @@ class Warmup:
         self._thread = threading.Thread(target=self._claim_and_run, args=(entries, then), name="convzoo-warmup",
                                         daemon=True)
         self._thread.start()
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Until this worker's part is over: it ran the warm-up, or saw another worker finish it."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
 
     def stop(self, timeout_s: float = 60) -> None:
         """End after the models in hand, handing the lease back."""

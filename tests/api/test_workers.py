@@ -119,7 +119,7 @@ def test_the_warmup_runs_once_for_all_workers(tmp_path):
         def start(warmup):
             barrier.wait()
             warmup.start(entries=entries)
-            warmup._thread.join(120)
+            warmup.wait(120)
 
         threads = [threading.Thread(target=start, args=(w,)) for w in workers]
         for t in threads:

@@ -182,7 +182,7 @@ def test_warmup_reports_progress_and_resumes_from_disk(tmp_path):
         assert (progress.done, progress.total, progress.failed, progress.running) == (3, 3, [], False)
         assert progress.analysed_now == 2  # lenet5 was on disk already
         # Any process reading the store sees the same; the pool wrote the files.
-        assert Warmup(AnalysisCache(tmp_path), StateStore(tmp_path / "state.sqlite3")).progress == progress
+        assert Warmup(AnalysisCache(tmp_path, pool=pool), StateStore(tmp_path / "state.sqlite3")).progress == progress
         assert all(cache.path_for(entry, None).exists() for entry in entries)
         again = Warmup(cache, store).run(entries)
         assert (again.done, again.analysed_now) == (3, 0)

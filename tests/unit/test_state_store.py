@@ -53,13 +53,13 @@ def test_a_lease_not_renewed_lapses_and_another_may_take_it(tmp_path):
     assert store.holder("warmup") is None and store.get("job", "1") == {"status": "done"}
 
 
-def test_documents_update_merges_and_newest_orders(tmp_path):
+def test_documents_newest_first_and_trimmed(tmp_path):
     store = StateStore(tmp_path / "state.sqlite3")
     for i in range(5):
         store.put("job", str(i), {"n": i})
         time.sleep(0.01)
-    assert store.update("job", "2", status="cancelled") == {"n": 2, "status": "cancelled"}
-    assert store.update("job", "nope", status="x") is None
+    store.put("job", "2", {"n": 2, "status": "cancelled"})  # rewritten last: now the newest
+    assert store.get("job", "2") == {"n": 2, "status": "cancelled"} and store.get("job", "nope") is None
     assert [d["n"] for d in store.newest("job", 3)] == [2, 4, 3]
     store.keep_newest("job", 2)
     assert sorted(d["n"] for d in store.newest("job", 10)) == [2, 4]
