@@ -39,6 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 
 def results_path(workers: int) -> Path:
     return RESULTS / ("load.json" if workers == 1 else f"load-{workers}-workers.json")
+
 RESOLUTIONS = [None, None, None, 128, 160, 192, 256, 320]
 
 
@@ -208,10 +209,13 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="server worker processes (convzoo serve --workers)")
+    parser.add_argument("--analysis-processes", type=int, default=None,
+                        help="analysis processes per worker (default: convzoo serve's, the cores / workers)")
     args = parser.parse_args()
 
     images = sample_images()
-    server = Server(args.workers)
+    processes = args.analysis_processes or max(1, (os.cpu_count() or 1) // args.workers)
+    server = Server(args.workers, CONVZOO_ANALYSIS_PROCESSES=str(processes))
     try:
         server.wait_ready()
         model_ids = [m["id"] for m in httpx.get(server.base + "/api/models", timeout=60).json()["models"]]
@@ -232,7 +236,8 @@ def main() -> None:
                   f"{e['busy_503']:5d} {e['errors']:6d}")
     path = results_path(args.workers)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"workers": args.workers, "clients": args.clients, "seconds": args.seconds,
+    path.write_text(json.dumps({"workers": args.workers, "analysis_processes": processes,
+                                "clients": args.clients, "seconds": args.seconds,
                                 "cpus": os.cpu_count(), "rounds": rounds}, indent=1))
     print(f"\nwrote {path}")
     if any(e["errors"] for r in rounds for e in r["endpoints"].values()):

@@ -64,8 +64,29 @@ def load(name: str = "load.json") -> str:
     return "\n\n".join(parts)
 
 
-def load_two_workers() -> str:
-    return load("load-2-workers.json")
+# Runs of bench/load.py side by side: (file, what the server was).
+SCALE_RUNS = [
+    ("load-before-pool.json", "1 worker, analyses in-process (before the pool)"),
+    ("load.json", "1 worker, 2 analysis processes"),
+    ("load-1-worker-1-process.json", "1 worker, 1 analysis process"),
+    ("load-2-workers.json", "2 workers, 2 analysis processes each"),
+]
+
+
+def load_scale() -> str:
+    runs = [(json.loads((RESULTS / name).read_text()), label) for name, label in SCALE_RUNS
+            if (RESULTS / name).exists()]
+    endpoints = sorted({e for data, _ in runs for e in data["rounds"][0]["endpoints"]})
+    header = ["endpoint"] + [f"{label}: p50 / p95 ms" for _, label in runs]
+    rows = [[e] + [(lambda x: f"{x['p50_ms']:.0f} / {x['p95_ms']:.0f}" if x else "-")(
+        data["rounds"][0]["endpoints"].get(e)) for data, _ in runs] for e in endpoints]
+    rows.append(["requests in the round"] + [str(data["rounds"][0]["requests"]) for data, _ in runs])
+    rows.append(["errors (no answer or 5xx but 503)"] + [
+        str(sum(x["errors"] for x in data["rounds"][0]["endpoints"].values())) for data, _ in runs])
+    rows.append(["server RSS start / peak / end MB"] + [
+        " / ".join(f"{data['rounds'][0]['rss_bytes'][k] / 1e6:.0f}" for k in ("start", "peak", "end"))
+        for data, _ in runs])
+    return table(header, rows)
 
 
 def warmup() -> str:
@@ -87,7 +108,7 @@ def warmup() -> str:
 
 if __name__ == "__main__":
     for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/load.py", load),
-                          ("bench/load.py --workers 2", load_two_workers), ("bench/warmup.py", warmup)):
+                          ("bench/load.py: workers and analysis processes", load_scale), ("bench/warmup.py", warmup)):
         try:
             print(f"### {title}\n\n{render()}\n")
         except FileNotFoundError as exc:
