@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-pins.txt | sha1sum | cut -c1-12)
 
-.PHONY: serve test install chromium bench
+.PHONY: serve test install chromium graphviz bench
 
 $(STAMP): pyproject.toml requirements-pins.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,16 +18,24 @@ $(STAMP): pyproject.toml requirements-pins.txt
 
 install: $(STAMP)
 
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "Installing Debian's chromium for the browser tests"; \
+# A Debian package, installed once when its command is missing: $(1) command, $(2) package, $(3) what for.
+define debian_package
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  echo "Installing Debian's $(2) $(3)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(2); }
+endef
 
-serve: install
+chromium:
+	$(call debian_package,chromium,chromium,for the browser tests)
+
+graphviz:
+	$(call debian_package,dot,graphviz,for the model page's graph layout)
+
+serve: install graphviz
 	$(BIN)/convzoo serve
 
-test: install chromium
+test: install chromium graphviz
 	$(BIN)/python -m pytest -q
 
 bench: install

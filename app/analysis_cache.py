@@ -20,7 +20,7 @@ from app.analysis_pool import AnalysisPool
 from app.state_store import write_atomically
 from models.analysis import ANALYSIS_VERSION, Analysis, Totals, analyse_entry, input_shape_for
 from models.catalog import ModelEntry
-from models.registry import UnknownModelError, get_entry
+from models.registry import list_models
 
 log = logging.getLogger("convzoo.analysis")
 
@@ -103,6 +103,15 @@ class AnalysisCache:
             while len(self._memory) > self._memory_items:
                 self._memory.popitem(last=False)
 
+    def forget(self, model_id: str) -> None:
+        """Drop a model's analyses from memory and disk (a user's network evicted from its store)."""
+        with self._lock:
+            for key in [k for k in self._memory if k[0] == model_id]:
+                del self._memory[key]
+            self._totals.pop(model_id, None)
+        for path in self.directory.glob(f"{model_id}-*x*-{self.versions}.json"):
+            path.unlink(missing_ok=True)
+
     def _load(self, entry: ModelEntry, resolution: int | None) -> Analysis | None:
         path = self.path_for(entry, resolution)
         try:
@@ -125,7 +134,6 @@ class AnalysisCache:
 
 
 def _registered(entry: ModelEntry) -> bool:
-    try:
-        return get_entry(entry.id) is entry
-    except UnknownModelError:
-        return False
+    """In the catalog, so a pool process can rebuild it from its id; a user's
+    network (app/custom) lives in this process's store only."""
+    return any(catalog_entry.id == entry.id for catalog_entry in list_models())

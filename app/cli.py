@@ -54,14 +54,40 @@ def _deploy_on_ray(args: argparse.Namespace) -> None:
     os.environ["CONVZOO_RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
 
 
+def _onnx_file_entry(path: str, settings, cache, resolution: int | None):
+    """An ONNX file analysed as the upload route does, and kept in the same
+    store: the id printed here opens in the web app too."""
+    from pathlib import Path
+
+    from app.custom.data import add_onnx
+    from app.custom.store import CustomStore
+    from app.errors import TooLarge
+
+    file = Path(path)
+    if not file.is_file():
+        raise ApiError(f"No file {path!r}.")
+    if file.stat().st_size > settings.max_onnx_bytes:
+        raise TooLarge(f"{path} is {file.stat().st_size:,} bytes; the limit is {settings.max_onnx_bytes:,} bytes.")
+    store = CustomStore(settings.cache_dir / "custom", settings.custom_store_bytes, on_evict=cache.forget)
+    store.install()
+    created = add_onnx(store, cache, file.read_bytes(), resolution)
+    print(f"{created.id}: {created.name} ({created.analysis_ms:.0f} ms)", file=sys.stderr)
+    return store.entry(created.id)
+
+
 def _summary(args: argparse.Namespace) -> int:
     from app.config import Settings
     from app.deps import lookup_entry
     from app.analysis_cache import AnalysisCache
     from app.zoo.data import layers_csv, layers_data, layers_table
 
-    cache = AnalysisCache(Settings().cache_dir)
-    data = layers_data(cache, lookup_entry(args.model), args.resolution)
+    settings = Settings()
+    cache = AnalysisCache(settings.cache_dir)
+    if args.model.endswith(".onnx"):
+        entry = _onnx_file_entry(args.model, settings, cache, args.resolution)
+    else:
+        entry = lookup_entry(args.model)
+    data = layers_data(cache, entry, args.resolution)
     if args.format == "json":
         print(json.dumps(data.model_dump(), indent=1))
     elif args.format == "csv":
@@ -79,7 +105,7 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     import torch
 
@@ -99,32 +125,41 @@ def _bench(args: argparse.Namespace) -> int:
         return 2
     entries = [lookup_entry(model_id) for model_id in args.model]
     config = SpeedConfig(batch_sizes=args.batch or BATCH_SIZES, resolution=args.resolution, dtype=args.dtype,
-                         channels_last=args.channels_last, warmup=args.warmup, repeats=args.repeats,
-                         min_repeats=min(3, args.repeats), time_budget_s=args.time_budget)
-    store = None if args.no_save else SpeedStore(Settings().cache_dir, device_info(device))
+                         channels_last=args.channels_last, runtime=args.runtime if args.runtime != "all" else "eager",
+                         warmup=args.warmup, repeats=args.repeats, min_repeats=min(3, args.repeats),
+                         time_budget_s=args.time_budget)
+    # "all": the three ways of running the same float32 weights on a CPU, side by side
+    configs = [config] if args.runtime != "all" else [
+        replace(config, dtype="float32", channels_last=False),
+        replace(config, dtype="float32", channels_last=True),
+        replace(config, dtype="float32", channels_last=False, runtime="onnxruntime")]
+    settings = Settings()
+    store = None if args.no_save else SpeedStore(settings.cache_dir, device_info(device))
     results = []
     for entry in entries:
-        print(f"measuring {entry.id} on {device} ...", file=sys.stderr)
-        try:
-            result = measure(entry, device, config)
-        except SpeedError as exc:
-            print(f"convzoo: {exc}", file=sys.stderr)
-            return 2
-        if store is not None:
-            store.save(result)
-        results.append(result)
+        for variant in configs:
+            print(f"measuring {entry.id} on {device}, {variant.variant} ...", file=sys.stderr)
+            try:
+                result = measure(entry, device, variant, export_dir=settings.cache_dir / "onnx")
+            except SpeedError as exc:
+                print(f"convzoo: {exc}", file=sys.stderr)
+                return 2
+            if store is not None:
+                store.save(result)
+            results.append(result)
     if args.format == "json":
         print(json.dumps({"results": [asdict(r) for r in results]}, indent=1))
         return 0
     info = results[0].device
-    print(f"{info.name} ({info.device}, {info.threads} threads), torch {info.torch_version}, {config.variant}")
-    print(f"{'model':<24} {'input':>9} {'batch':>5} {'median ms':>10} {'p90 ms':>9} {'ms/image':>9} "
-          f"{'images/s':>9} {'peak MB':>8}")
+    print(f"{info.name} ({info.device}, {info.threads} threads), torch {info.torch_version}")
+    print(f"{'model':<24} {'variant':<22} {'input':>9} {'batch':>5} {'median ms':>10} {'p90 ms':>9} "
+          f"{'ms/image':>9} {'images/s':>9} {'peak MB':>8}")
     for result in results:
         for b in result.batches:
             peak = "-" if b.peak_memory_bytes is None else f"{b.peak_memory_bytes / 1e6:.1f}"
-            print(f"{result.model_id:<24} {result.input_shape[1]:>4}x{result.input_shape[2]:<4} {b.batch_size:>5} "
-                  f"{b.median_ms:>10.2f} {b.p90_ms:>9.2f} {b.ms_per_image:>9.2f} {b.images_per_s:>9.1f} {peak:>8}")
+            print(f"{result.model_id:<24} {result.variant:<22} {result.input_shape[1]:>4}x{result.input_shape[2]:<4} "
+                  f"{b.batch_size:>5} {b.median_ms:>10.2f} {b.p90_ms:>9.2f} {b.ms_per_image:>9.2f} "
+                  f"{b.images_per_s:>9.1f} {peak:>8}")
         if result.stopped != "completed":
             print(f"{result.model_id:<24} stopped: {result.stop_detail}")
     return 0
@@ -132,14 +167,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _weights_fetch(args: argparse.Namespace) -> int:
     from app.deps import lookup_entry
-    from models.weights import WeightsError, fetch_weights
+    from models.weights import WeightsError, cached_weights_file, fetch_weights
 
+    def report(received: int, total: int | None) -> None:
+        done = f"{received / total:6.1%}" if total else f"{received:,} bytes"
+        print(f"\r{args.model}: {done}", end="", file=sys.stderr, flush=True)
+
+    entry = lookup_entry(args.model)
     try:
-        path = fetch_weights(lookup_entry(args.model), progress=True, timeout_s=args.timeout)
+        fetch_weights(entry, progress=report, timeout_s=args.timeout)
     except WeightsError as exc:
-        print(f"convzoo: {exc}", file=sys.stderr)
+        print(f"\nconvzoo: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.model}: weights in {path}")
+    print(f"\n{args.model}: weights in {cached_weights_file(entry)}")  # the user's own machine: the path helps
     return 0
 
 
@@ -157,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     summary = sub.add_parser("summary", help="print a model's per-layer analysis")
-    summary.add_argument("model", help="a model id, e.g. vgg16 (see GET /api/models)")
+    summary.add_argument("model", help="a model id, e.g. vgg16 (see GET /api/models), or an .onnx file")
     summary.add_argument("--resolution", type=int, default=None, help="square input side in pixels")
     summary.add_argument("--format", choices=("table", "json", "csv"), default="table")
     summary.set_defaults(run=_summary)
@@ -170,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--resolution", type=int, default=None, help="square input side (default: the model's own)")
     bench.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
     bench.add_argument("--channels-last", action="store_true")
+    bench.add_argument("--runtime", choices=("eager", "onnxruntime", "all"), default="eager",
+                       help="eager PyTorch, ONNX Runtime (float32, CPU), or all: eager, eager channels_last and "
+                            "ONNX Runtime side by side")
     bench.add_argument("--warmup", type=int, default=2, help="untimed runs per batch size")
     bench.add_argument("--repeats", type=int, default=10, help="timed runs per batch size, at most")
     bench.add_argument("--time-budget", type=float, default=60.0, help="seconds per model; larger batches are skipped")
@@ -178,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     weights = sub.add_parser("weights", help="manage trained weights (torch's hub cache)")
     weights_sub = weights.add_subparsers(dest="weights_command", required=True)
-    fetch = weights_sub.add_parser("fetch", help="download a torchvision model's weights into torch's cache")
-    fetch.add_argument("model", help="a torchvision model id, e.g. resnet50")
+    fetch = weights_sub.add_parser("fetch", help="download a torchvision or timm model's weights into their cache")
+    fetch.add_argument("model", help="a torchvision or timm model id, e.g. resnet50, inception_v4")
     fetch.add_argument("--timeout", type=float, default=30.0, help="seconds to wait on the network")
     fetch.set_defaults(run=_weights_fetch)
     return parser

@@ -26,13 +26,26 @@ class Settings(BaseSettings):
     # Uploads
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    # Own networks (app/custom): an ONNX upload's size (ViT-B/16 with its weights is 346 MB), and the
+    # store of uploaded graphs (kept without weight values) and typed Sequentials, least recently used out.
+    max_onnx_bytes: int = 400 * 1024 * 1024
+    custom_store_bytes: int = 64 * 1024 * 1024
 
     # Inference worker
     max_batch_size: int = 8
     max_batch_wait_ms: float = 10.0
     max_queue: int = 64
     loaded_models: int = 4  # LRU of models with weights in memory
-    torch_threads: int = 0  # intra-op threads for inference; 0: torch's default (one per core)
+    torch_threads: int = 0  # intra-op threads for inference (PyTorch and ONNX Runtime); 0: one per core
+    # "auto": ONNX Runtime on the CPU, PyTorch on CUDA; "onnxruntime"; "torch" (models/predictor.py)
+    runtime: Literal["auto", "onnxruntime", "torch"] = "auto"
+    # An ONNX export is used only when its logits are within this of eager PyTorch's on a probe batch.
+    onnx_tolerance: float = Field(1e-4, ge=0)
+
+    # Inside a network: eager models kept for filters, feature maps and explanations;
+    # requests waiting behind the one running (more get 503 busy)
+    inside_loaded_models: int = 2
+    inside_max_waiting: int = 4
 
     # "embedded": the inference worker thread in each web worker; "ray": the Ray Serve
     # deployment that `convzoo serve --ray` starts (app/predict/ray_serve.py)

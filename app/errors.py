@@ -23,6 +23,11 @@ class ApiError(Exception):
 class UnknownModel(ApiError):
     status, code = 404, "unknown_model"
 
+    def __init__(self, message: str, *, model_id: str = "", suggestions: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.model_id = model_id
+        self.suggestions = suggestions or []  # (id, name) of the models the reader probably meant
+
 
 class NotFound(ApiError):
     status, code = 404, "not_found"
@@ -48,12 +53,29 @@ class TooLarge(ApiError):
     status, code = 413, "too_large"
 
 
+class InvalidModelFile(ApiError):
+    status, code = 400, "invalid_model_file"
+
+
+class UnsupportedModel(ApiError):
+    status, code = 422, "unsupported_model"
+
+
+class InvalidSequential(ApiError):
+    status, code = 400, "invalid_sequential"
+
+
 class WeightsUnavailable(ApiError):
     status, code = 409, "weights_unavailable"
 
 
 class Conflict(ApiError):
     status, code = 409, "conflict"
+
+
+class LayoutUnavailable(ApiError):
+    """Graphviz is missing or gave up: the graph's JSON still answers."""
+    status, code = 503, "layout_unavailable"
 
 
 class Busy(ApiError):
@@ -71,12 +93,31 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api") or request.url.path == "/openapi.json"
 
 
-def _render(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+# What a person reads as the error page's heading: no status numbers, no API words.
+_HEADINGS = {"unknown_model": "Model not found", "not_found": "Page not found",
+             "invalid_parameter": "That value doesn't work here", "method_not_allowed": "This page can't do that",
+             "weights_unavailable": "No weights for this model here", "busy": "Busy right now",
+             "internal_error": "Something went wrong on our side"}
+
+
+def _same_site_referer(request: Request) -> str | None:
+    """The page the reader came from, when it is one of ours: the error page's way back."""
+    referer = request.headers.get("referer", "")
+    base = str(request.base_url)
+    return "/" + referer.removeprefix(base) if referer.startswith(base) and referer != str(request.url) else None
+
+
+def _render(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+            exc: Exception | None = None) -> Response:
     if _wants_json(request):
         return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    if isinstance(exc, UnknownModel):  # the page names the model plainly; the JSON keeps the API's hint
+        message = f"There is no model called “{exc.model_id}” in the zoo."
     templates = request.app.state.templates
     return templates.TemplateResponse(
-        request, "error.html", {"status": status, "code": code, "message": message},
+        request, "error.html", {"status": status, "code": code, "message": message,
+                                "heading": _HEADINGS.get(code, "Something went wrong"),
+                                "suggestions": getattr(exc, "suggestions", []), "back": _same_site_referer(request)},
         status_code=status, headers=headers,
     )
 
@@ -104,7 +145,7 @@ def _allowed_methods(request: Request, fallback: str | None) -> str | None:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
-        return _render(request, exc.status, exc.code, exc.message, exc.headers)
+        return _render(request, exc.status, exc.code, exc.message, exc.headers, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -23,7 +23,12 @@ from app.analysis_cache import AnalysisCache
 from app.analysis_pool import AnalysisPool
 from app.charts import routes as charts
 from app.config import Settings
+from app.custom import routes as custom
+from app.custom.store import CustomStore
 from app.errors import install_error_handlers
+from app.head_requests import HeadAsGet
+from app.inside import routes as inside
+from app.inside.worker import InsideWorker
 from app.lab import routes as lab
 from app.lab.data import lab_data
 from app.predict import routes as predict
@@ -35,7 +40,10 @@ from app.speed import routes as speed
 from app.speed.jobs import create_speed_jobs
 from app.templating import install_filters
 from app.warmup import Warmup
+from app.weights import routes as weights
+from app.weights.jobs import WeightsFetches
 from app.zoo import routes as zoo
+from models.weights import set_trained_weights_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "static"
@@ -90,7 +98,8 @@ def inference_for(settings: Settings, device: torch.device):
                             max_batch_wait_ms=settings.max_batch_wait_ms, max_queue=settings.max_queue)
     return InferenceWorker(
         device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
-        max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads)
+        max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads,
+        runtime=settings.runtime, export_dir=settings.cache_dir / "onnx", tolerance=settings.onnx_tolerance)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -108,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.warmup.stop()
         app.state.speed_jobs.stop()
         app.state.analysis_pool.shutdown()
+        app.state.weights_fetches.stop()
 
     # The stock /docs and /redoc load their scripts from a CDN: /docs is served
     # below from the swagger-ui-bundle package instead, and /redoc is off.
@@ -125,6 +135,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.state_store, app.state.device,
                                              settings.speed_time_budget_s)
     app.state.inference = inference_for(settings, app.state.device)
+    set_trained_weights_dir(settings.cache_dir / "weights")  # LeNet-5's, trained here
+    app.state.custom_store = CustomStore(settings.cache_dir / "custom", settings.custom_store_bytes,
+                                         on_evict=app.state.analysis_cache.forget)
+    app.state.custom_store.install()
+    app.state.weights_fetches = WeightsFetches()
+    app.state.inside = InsideWorker(app.state.device, loaded_models=settings.inside_loaded_models,
+                                    max_waiting=settings.inside_max_waiting)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates.env)
     app.state.templates = templates
@@ -135,19 +152,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url, title="ConvZoo API",
             swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger-ui/swagger-ui.css", swagger_favicon_url="data:,",
+            # Deep links put a link inside each operation's toggle button: nested controls a screen reader can't use.
+            swagger_ui_parameters={"deepLinking": False},
         )
+        # Swagger UI has no way back to the app, and a few of its greys fail WCAG contrast.
+        html = page.body.decode().replace("</head>", '<link rel="stylesheet" href="/static/css/docs.css"></head>', 1)
+        html = html.replace("<body>", '<body><nav class="docs-back" aria-label="ConvZoo"><a href="/">'
+                                      '&larr; Back to ConvZoo</a></nav>', 1)
+        return HTMLResponse(html.replace("<html>", '<html lang="en">', 1))
 
     install_error_handlers(app)
     app.add_middleware(WorkerHeader)
+    app.add_middleware(HeadAsGet)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
     app.include_router(charts.router, responses=ERROR_RESPONSES)
     app.include_router(lab.router, responses=ERROR_RESPONSES)
     app.include_router(speed.router, responses=ERROR_RESPONSES)
     app.include_router(predict.router, responses=ERROR_RESPONSES)
+    app.include_router(inside.router, responses=ERROR_RESPONSES)
+    app.include_router(weights.router, responses=ERROR_RESPONSES)
+    app.include_router(custom.router, responses=ERROR_RESPONSES)
     return app
 
 

@@ -21,4 +21,6 @@ def layout(**overrides: Any) -> dict[str, Any]:
 
 
 def axis(title: str, **extra: Any) -> dict[str, Any]:
-    return {"title": {"text": title}, "gridcolor": GRID, "zeroline": False, "automargin": True, **extra}
+    # SI prefixes on ticks (15G, not Plotly's default 15B): the same convention as the text and tables.
+    return {"title": {"text": title}, "gridcolor": GRID, "zeroline": False, "automargin": True,
+            "exponentformat": "SI", **extra}

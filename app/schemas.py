@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ErrorDetail(BaseModel):
@@ -27,12 +27,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class TrainedHere(BaseModel):
+    dataset: str
+    train_images: int
+    held_out_images: int
+    held_out_accuracy: float  # percent, top-1 on the held-out images
+
+
 class ModelCard(BaseModel):
     id: str
     name: str
     family: str
     year: int
-    source: Literal["torchvision", "timm", "classic"]
+    source: Literal["torchvision", "timm", "classic", "onnx", "sequential"]
     input_size: list[int]
     params: int | None  # null while the model is not analysed yet (the warm-up is still running)
     macs: int | None
@@ -46,6 +53,9 @@ class ModelCard(BaseModel):
     citation: str | None
     weights_reason: str
     analysed: bool = True  # false: not analysed yet; GET /api/models/{id} analyses it first
+    trained_here: TrainedHere | None = Field(
+        default=None, description="Weights trained by ConvZoo itself (LeNet-5 on scikit-learn's digits), "
+                                  "with their accuracy on a held-out split; null until trained")
 
 
 class WarmupStatus(BaseModel):

@@ -20,6 +20,11 @@ def bytes_(value: int | None) -> str:
     return si(value, "B")
 
 
+def upload_limit(max_bytes: int) -> str:
+    """How an upload limit reads, on the page and in the too_large error alike: '10.5 MB (10,485,760 bytes)'."""
+    return f"{bytes_(max_bytes)} ({max_bytes:,} bytes)"
+
+
 def thousands(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
@@ -28,3 +33,4 @@ def install_filters(env: Environment) -> None:
     env.filters["si"] = si
     env.filters["bytes"] = bytes_
     env.filters["thousands"] = thousands
+    env.filters["upload_limit"] = upload_limit

@@ -16,6 +16,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.errors import InvalidParameter, TooLarge
+from app.templating import upload_limit
 
 FIELD_LIMIT = 1024  # bytes of a text field (a model id, a number)
 MAX_PARTS = 8
@@ -74,7 +75,7 @@ class _Collector:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         self._data += data[start:end]
         if self._is_file and len(self._data) > self.max_file_bytes:
-            raise TooLarge(f"The file is over the upload limit of {self.max_file_bytes:,} bytes.")
+            raise TooLarge(f"The file is over the upload limit of {upload_limit(self.max_file_bytes)}.")
         if not self._is_file and len(self._data) > FIELD_LIMIT:
             raise InvalidParameter(f"The form field {self._name!r} is too long.")
 
@@ -98,7 +99,7 @@ async def read_upload(request: Request, max_file_bytes: int, file_field: str = "
     max_body = max_file_bytes + FORM_OVERHEAD
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_body:
-        raise TooLarge(f"The upload is {int(declared):,} bytes; the limit is {max_file_bytes:,} bytes.")
+        raise TooLarge(f"The upload is {int(declared):,} bytes, over the upload limit of {upload_limit(max_file_bytes)}.")
     collector = _Collector(file_field, text_fields, max_file_bytes)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())
     received = 0
@@ -106,7 +107,7 @@ async def read_upload(request: Request, max_file_bytes: int, file_field: str = "
         async for chunk in request.stream():
             received += len(chunk)
             if received > max_body:
-                raise TooLarge(f"The upload is over the limit of {max_file_bytes:,} bytes.")
+                raise TooLarge(f"The upload is over the upload limit of {upload_limit(max_file_bytes)}.")
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:

@@ -1,18 +1,20 @@
-"""Prediction speed of the default model: in-process vs over HTTP.
+"""Prediction speed of the default model: in-process vs over HTTP, on the
+runtime the server uses (--runtime: auto = ONNX Runtime on the CPU, or torch).
 
 1. Latency: bytes -> decode -> the model's preprocessing -> forward ->
-   softmax top-5 in this process, alternating with the same image POSTed to
-   `convzoo serve` in its own process on loopback (pairs see the same
-   background load); p50/p95 of each.
+   softmax top-5 in this process (the same Predictor the server's worker
+   runs), alternating with the same image POSTed to `convzoo serve` in its own
+   process on loopback (pairs see the same background load); p50/p95 of each.
 2. The raw forward at batch 1 and batch 8 (the ceiling batching can reach).
 3. Throughput with 1, 4 and 8 concurrent HTTP clients, and the batch sizes
    the worker formed.
 
 Every figure is the median over --repeats rounds, because the machine may be
-shared. Goals (issue 4): HTTP p50 within 1.15x of in-process; 8 clients at
-least 2.5x the single-client throughput.
+shared. Goals (issue 12): 8-client served throughput at least 80% of the raw
+batch-8 forward throughput; HTTP p50 at most 1.3x the in-process p50.
+(Issue 4's: 8 clients at least 2.5x one client, still reported.)
 
-    PYTHONPATH=$PWD python bench/predict.py [--requests 40] [--repeats 3]
+    PYTHONPATH=$PWD python bench/predict.py [--requests 40] [--repeats 3] [--runtime auto|torch]
 """
 
 from __future__ import annotations
@@ -46,34 +48,33 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class InProcess:
-    """The default model loaded here: the per-request work without HTTP."""
+    """The default model loaded here as the server's worker loads it: the
+    per-request work without HTTP."""
 
-    def __init__(self) -> None:
-        from app.predict.images import decode_image
-        from app.predict.worker import ModelCache
-        from models.preprocess import preprocessing_for
+    def __init__(self, runtime: str, export_dir: Path) -> None:
+        from app.images import decode_image
+        from models.predictor import Predictor
         from models.registry import get_entry
 
-        entry = get_entry(MODEL)
         self.decode = decode_image
-        self.model = ModelCache(1, torch.device("cpu")).get(entry).module  # loaded as the worker loads it
-        self.preprocessing = preprocessing_for(entry)
+        self.predictor = Predictor.load(get_entry(MODEL), torch.device("cpu"), runtime=runtime,
+                                        export_dir=export_dir)
+        self.preprocessing = self.predictor.preprocessing
 
     def predict_ms(self, image: bytes) -> float:
         started = time.perf_counter()
-        with torch.inference_mode():
-            x = self.preprocessing(self.decode(image, 50_000_000))[None]
-            self.model(x.contiguous(memory_format=torch.channels_last)).softmax(-1).topk(5)
+        x = self.preprocessing(self.decode(image, 50_000_000, self.preprocessing.resize))[None]
+        self.predictor.classify(x, 5)
         return (time.perf_counter() - started) * 1000
 
     def forward_img_s(self, batch: int, images: int) -> float:
-        x = torch.randn(batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            self.model(x)
-            rounds = max(2, images // batch)
-            started = time.perf_counter()
-            for _ in range(rounds):
-                self.model(x)
+        crop = self.preprocessing.crop
+        x = torch.randn(batch, 3, crop, crop)
+        self.predictor.classify(x, 5)
+        rounds = max(2, images // batch)
+        started = time.perf_counter()
+        for _ in range(rounds):
+            self.predictor.classify(x, 5)
         return batch * rounds / (time.perf_counter() - started)
 
 
@@ -90,7 +91,7 @@ class Server:
             [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # a first export to ONNX, on a busy machine
         while True:
             try:
                 if httpx.get(f"{self.url}/api/predict/worker").json()["loaded_models"]:
@@ -167,6 +168,9 @@ def main() -> int:
     parser.add_argument("--server-env", nargs="*", default=[], metavar="KEY=VALUE",
                         help="settings for the server, e.g. CONVZOO_MAX_BATCH_WAIT_MS=20")
     parser.add_argument("--image", default=None, help="image file (default: matplotlib's grace_hopper.jpg)")
+    parser.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default="auto",
+                        help="the inference runtime, here and in the server (CONVZOO_RUNTIME)")
+    parser.add_argument("--output", default=str(RESULTS), help="where the JSON goes")
     args = parser.parse_args()
     if args.image:
         image = Path(args.image).read_bytes()
@@ -175,9 +179,10 @@ def main() -> int:
         image = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes()
 
     rounds: list[dict] = []
-    local = InProcess()
     with tempfile.TemporaryDirectory() as cache_dir:
-        server = Server(cache_dir, dict(kv.split("=", 1) for kv in args.server_env))
+        local = InProcess(args.runtime, Path(cache_dir) / "onnx")  # exports first; the server finds it cached
+        server = Server(cache_dir, {"CONVZOO_RUNTIME": args.runtime,
+                                    **dict(kv.split("=", 1) for kv in args.server_env)})
         try:
             for r in range(args.repeats):
                 order = (1, 4, 8) if r % 2 == 0 else (8, 4, 1)  # no level always measured first
@@ -207,18 +212,20 @@ def main() -> int:
     # Ratios are taken within each round (same background load), then the median.
     summary["http_over_in_process_p50"] = med(lambda r: r["latency"]["http_p50_ms"] / r["latency"]["in_process_p50_ms"])
     summary["speedup_8_vs_1_clients"] = med(lambda r: r["clients"][8]["img_s"] / r["clients"][1]["img_s"])
-    summary["goals_met"] = {"http_p50_within_1.15x": summary["http_over_in_process_p50"] <= 1.15,
-                            "8_clients_at_least_2.5x": summary["speedup_8_vs_1_clients"] >= 2.5}
+    summary["served_8_over_raw_batch8"] = med(lambda r: r["clients"][8]["img_s"] / r["forward_img_s"][8])
+    summary["goals_met"] = {"served_8_clients_at_least_0.8x_raw_batch8": summary["served_8_over_raw_batch8"] >= 0.8,
+                            "http_p50_within_1.3x": summary["http_over_in_process_p50"] <= 1.3,
+                            "8_clients_at_least_2.5x_one": summary["speedup_8_vs_1_clients"] >= 2.5}
 
-    print(f"\nEfficientNet-Lite0 on {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; medians of {args.repeats} rounds")
+    print(f"\nEfficientNet-Lite0 on {local.predictor.runtime} ({platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}); medians of {args.repeats} rounds")
     print(f"{'measure':52s} {'value':>10s}")
     rows = [
         ("in-process decode+preprocess+forward p50 (ms)", summary["in_process_p50_ms"]),
         ("in-process p95 (ms)", summary["in_process_p95_ms"]),
         ("HTTP /api/predict p50 (ms)", summary["http_p50_ms"]),
         ("HTTP p95 (ms)", summary["http_p95_ms"]),
-        ("HTTP p50 / in-process p50, per round (goal <= 1.15)", summary["http_over_in_process_p50"]),
+        ("HTTP p50 / in-process p50, per round (goal <= 1.3)", summary["http_over_in_process_p50"]),
         ("median of per-request HTTP / in-process ratios", summary["paired_ratio_p50"]),
         ("raw forward, batch 1 (img/s)", summary["forward_batch1_img_s"]),
         ("raw forward, batch 8 (img/s)", summary["forward_batch8_img_s"]),
@@ -227,20 +234,23 @@ def main() -> int:
         *[(f"HTTP p50 latency, {n} client{'s' if n > 1 else ''} (ms)", summary["latency_p50_ms_under_load"][n])
           for n in (1, 4, 8)],
         ("8 / 1 client throughput, per round (goal >= 2.5)", summary["speedup_8_vs_1_clients"]),
+        ("8 clients served / raw batch-8 forward (goal >= 0.8)", summary["served_8_over_raw_batch8"]),
     ]
     for name, value in rows:
         print(f"{name:52s} {value:10.2f}")
     print("batch sizes formed (last round):",
           {n: c["batch_sizes"] for n, c in rounds[-1]["clients"].items()})
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "model": MODEL, "device": "cpu", "cpus": os.cpu_count(), "torch": torch.__version__,
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({
+        "model": MODEL, "device": "cpu", "runtime": local.predictor.runtime,
+        "runtime_reason": local.predictor.runtime_reason, "cpus": os.cpu_count(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "requests_per_measurement": args.requests,
         "repeats": args.repeats, "server_env": args.server_env, "summary": summary, "rounds": rounds,
         "note": "medians over rounds; the machine may be shared with other work while measuring",
     }, indent=1))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {output}")
     return 0
 
 

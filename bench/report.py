@@ -37,15 +37,31 @@ def predict() -> str:
     rows = [
         ["in-process decode + preprocess + forward, p50 / p95", f"{s['in_process_p50_ms']:.1f} / {s['in_process_p95_ms']:.1f} ms"],
         ["HTTP POST /api/predict, p50 / p95", f"{s['http_p50_ms']:.1f} / {s['http_p95_ms']:.1f} ms"],
-        ["HTTP p50 / in-process p50 (goal <= 1.15)", f"{s['http_over_in_process_p50']:.2f}"],
+        ["HTTP p50 / in-process p50 (goal <= 1.3)", f"{s['http_over_in_process_p50']:.2f}"],
         ["raw forward, batch 1 / batch 8", f"{s['forward_batch1_img_s']:.1f} / {s['forward_batch8_img_s']:.1f} img/s"],
         ["HTTP throughput, 1 / 4 / 8 clients",
          " / ".join(f"{s['throughput_img_s'][k]:.1f}" for k in ("1", "4", "8")) + " img/s"],
         ["HTTP p50 latency under load, 1 / 4 / 8 clients",
          " / ".join(f"{s['latency_p50_ms_under_load'][k]:.0f}" for k in ("1", "4", "8")) + " ms"],
         ["8 clients / 1 client throughput (goal >= 2.5)", f"{s['speedup_8_vs_1_clients']:.2f}"],
+        ["8 clients served / raw batch-8 forward (goal >= 0.8)", f"{s['served_8_over_raw_batch8']:.2f}"],
     ]
-    return table(["EfficientNet-Lite0 on the CPU", "median of rounds"], rows)
+    runtime = json.loads((RESULTS / "predict.json").read_text())["runtime"]
+    return table([f"EfficientNet-Lite0 on the CPU, {runtime}", "median of rounds"], rows)
+
+
+def speed_runtimes() -> str:
+    data = json.loads((RESULTS / "speed_runtimes.json").read_text())
+    labels = list(data["rows"][0]["runtimes"])
+
+    def img_s(result: dict, batch: int) -> str:
+        found = [b["images_per_s"] for b in result["batches"] if b["batch_size"] == batch]
+        return f"{found[0]:.1f}" if found else "-"
+
+    rows = [[row["model"], *(f"{img_s(row['runtimes'][label], 1)} / {img_s(row['runtimes'][label], 8)}"
+                             for label in labels)] for row in data["rows"]]
+    return table(["model (img/s, batch 1 / batch 8)", *labels], rows) + (
+        f"\n\nfloat32, {data['threads']} threads, torch {data['torch']}; the speed runner's medians (one run).")
 
 
 def load(name: str = "load.json") -> str:
@@ -106,10 +122,57 @@ def warmup() -> str:
     return "\n\n".join(parts)
 
 
+def inside() -> str:
+    data = json.loads((RESULTS / "inside.json").read_text())
+    s = data["summary"]
+    rows = [
+        [f"feature maps, median over the {s['layers']} layers", f"{s['feature_maps_median_ms']:.0f} ms"],
+        [f"feature maps, slowest layer ({s['feature_maps_worst_layer']}; goal < 300 ms)",
+         f"{s['feature_maps_worst_ms']:.0f} ms"],
+        ["Grad-CAM (goal < 1 s)", f"{s['gradcam_ms']:.0f} ms"],
+        ["occlusion, 13 x 13 grey squares (goal < 10 s)", f"{s['occlusion_ms']:.0f} ms"],
+        ["guided backpropagation", f"{s['guided_backprop_ms']:.0f} ms"],
+        ["DeconvNet", f"{s['deconvnet_ms']:.0f} ms"],
+    ]
+    return table(["EfficientNet-Lite0, HTTP (in-process client), coffee.png", "median"], rows) + (
+        f"\n\nMedians of {data['repeats']} requests per layer (explanations: see bench/results/inside.json); "
+        f"torch {data['torch']}, {data['torch_threads']} threads, load average {data['load_average'][0]:.1f}.")
+
+
+def lenet() -> str:
+    r = json.loads((RESULTS / "lenet.json").read_text())
+    rows = [
+        [f"training, median of {r['repeats']}: wall / CPU of its one thread",
+         f"{r['train_seconds_median']:.1f} s / {r['train_cpu_seconds_median']:.1f} s"],
+        ["same weights every run", "yes" if r["identical_weights"] else "no"],
+        [f"held-out top-1 ({r['held_out_images']} digits)", f"{r['held_out_accuracy']:.2f}%"],
+        [f"top-1 on {r['photos']} JPEG photos of the held-out digits (tests' `digit_photo`)",
+         f"{r['photo_accuracy']:.2f}%"],
+        ["digit preparation of a 480x360 photo, median", f"{r['prepare_ms_median']:.1f} ms"],
+    ]
+    return (table(["LeNet-5 on scikit-learn's digits", "value"], rows)
+            + f"\n\nMeasured at a load average of {r['load_average_1min']:.0f} on the {r['cpus']} cores (other "
+              f"sessions): the training's CPU time, {r['train_cpu_seconds_median']:.1f} s, is what it takes on an "
+              f"idle core.")
+
+
+def graph() -> str:
+    data = json.loads((RESULTS / "graph.json").read_text())
+    trace = table(["model", "graph nodes", "trace CPU ms", "without the graph", "overhead"], [
+        [r["model"], str(r["nodes"]), f"{r['trace_cpu_ms']:.1f}", f"{r['trace_cpu_ms_without_graph']:.1f}",
+         f"{100 * r['overhead']:.1f}%"] for r in data["trace"]])
+    opened = table(["model", "opens at depth", "nodes", "edges", "graph JSON ms", "Graphviz SVG ms",
+                    "graph shown ms (browser)", "page ready ms (browser)"], [
+        [r["model"], str(r["depth"]), str(r["nodes"]), str(r["edges"]), f"{r['json_ms']:.0f}", f"{r['svg_ms']:.0f}",
+         f"{r['render_ms']:.0f}", f"{r['page_ready_ms']:.0f}"] for r in data["open_folded"]])
+    return (f"{trace}\n\n{opened}\n\nMedians of {data['repeats']} runs. Graph shown: from the page's request for the "
+            "graph to the laid-out, coloured SVG in the page; page ready: from navigation start to that moment "
+            "(analyses cached).")
+
+
 if __name__ == "__main__":
-    for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict), ("bench/load.py", load),
-                          ("bench/load.py: workers and analysis processes", load_scale), ("bench/warmup.py", warmup)):
-        try:
-            print(f"### {title}\n\n{render()}\n")
-        except FileNotFoundError as exc:
-            print(f"### {title}\n\n(no results yet: {exc.filename})\n")
+    for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict),
+                          ("bench/speed_runtimes.py", speed_runtimes), ("bench/lenet.py", lenet),
+                          ("bench/load.py", load), ("bench/load.py: workers and analysis processes", load_scale),
+                          ("bench/warmup.py", warmup), ("bench/graph.py", graph), ("bench/inside.py", inside)):
+        print(f"### {title}\n\n{render()}\n")

@@ -22,6 +22,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from models import receptive_field
+from models.graph import GraphNode, GraphRecorder, node_to_dict
+from models.shape_errors import explain_failure
 from models.meta import flat_leaves, no_gc, run_memoised
 
 # Inputs past this side length are refused: nothing in the zoo was trained
@@ -29,7 +31,8 @@ from models.meta import flat_leaves, no_gc, run_memoised
 MAX_RESOLUTION = 2048
 
 # Bump when the shape of an Analysis changes: it is part of the cache key.
-ANALYSIS_VERSION = 3  # 2: receptive field and jump; 3: the bias attribute
+# 2: receptive field and jump; 3: the bias attribute; 4: the data-flow graph; 5: global receptive fields
+ANALYSIS_VERSION = 5
 
 # Module hyper-parameters worth showing beside a row (they feed the formulas).
 _ATTRIBUTES = (
@@ -56,6 +59,9 @@ class LayerRow:
     # elements (models/receptive_field.py); None where the output is not a map of the input.
     receptive_field: int | None = None
     jump: int | None = None
+    # Every position of the input has been mixed into each element (global pooling, attention over
+    # all tokens, a linear layer over the flattened map): the field is the whole input and stops growing.
+    receptive_field_global: bool = False
 
 
 @dataclass
@@ -75,10 +81,13 @@ class Analysis:
     layers: list[LayerRow]
     dtype: str = "float32"
     trace_ms: float = 0.0
+    # The data flow between module calls and functional joins (models/graph.py).
+    graph: list[GraphNode] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         # Shallow: dataclasses.asdict deep-copies every row, slower than the trace.
-        return {**vars(self), "totals": dict(vars(self.totals)), "layers": [dict(vars(row)) for row in self.layers]}
+        return {**vars(self), "totals": dict(vars(self.totals)), "layers": [dict(vars(row)) for row in self.layers],
+                "graph": [node_to_dict(node) for node in self.graph]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Analysis:
@@ -88,6 +97,7 @@ class Analysis:
             layers=[LayerRow(**row) for row in data["layers"]],
             dtype=data.get("dtype", "float32"),
             trace_ms=data.get("trace_ms", 0.0),
+            graph=[GraphNode(**node) for node in data.get("graph", [])],
         )
 
 
@@ -125,11 +135,12 @@ def _attributes(module: nn.Module) -> dict[str, Any]:
 class _Tracer(TorchDispatchMode):
     """Counts MACs of each aten op into the rows of the modules now running."""
 
-    def __init__(self) -> None:
+    def __init__(self, graph: GraphRecorder) -> None:
         super().__init__()
         self.stack: list[LayerRow] = []
         self.total_macs = 0
         self.used_storages: set[int] = set()
+        self.graph = graph
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -138,12 +149,15 @@ class _Tracer(TorchDispatchMode):
         receptive_field.propagate(func, args, leaves, out)
         self.used_storages.update(_storage_key(t) for t in leaves if isinstance(t, torch.Tensor))
         formula = flop_registry.get(func._overloadpacket)
+        macs = None
         if formula is not None:
             # torch's formulas count FLOPs as 2 per multiply-add.
             macs = formula(*args, **kwargs, out_val=out) // 2
             self.total_macs += macs
             for row in self.stack:
                 row.macs += macs
+        if not (self.stack and self.stack[-1].is_leaf):  # inside a leaf, its call is the graph node
+            self.graph.op(func, leaves, out, macs)
         return out
 
 
@@ -183,12 +197,14 @@ def _hooks(model: nn.Module, tracer: _Tracer, rows: list[LayerRow],
             rows.append(row)
             row_stack.append(row)
             tracer.stack.append(row)
+            tracer.graph.enter(row, args)
 
         def post(mod, args, output):
             row = row_stack.pop()
             tracer.stack.pop()
+            tracer.graph.exit(output)
             row.output_shape = _first_shape(output)
-            row.receptive_field, row.jump = receptive_field.of(output) or (None, None)
+            row.receptive_field, row.jump, row.receptive_field_global = receptive_field.of(output) or (None, None, False)
             if is_leaf:
                 on_leaf_output(output, tracer.stack + [row])
 
@@ -250,9 +266,9 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
     start = time.perf_counter()
     model.eval()
     rows: list[LayerRow] = []
-    tracer = _Tracer()
     x = torch.empty(input_shape, device=device, dtype=dtype)
     receptive_field.seed(x)
+    tracer = _Tracer(GraphRecorder(x))
     seen = {_storage_key(x)}
     element_size = x.element_size()
     activation = {"elements": x.numel()}
@@ -273,8 +289,9 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
     try:
         with no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
             model(x)
-    except (RuntimeError, ValueError, IndexError, AssertionError) as exc:
-        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: {exc}") from exc
+    except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
+        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: "
+                            f"{explain_failure(exc, tracer.stack, rows)}") from exc
 
     layers = _with_unexecuted(model, rows, tracer.used_storages)
     params = list({id(p): p for p in model.parameters()}.values())
@@ -288,7 +305,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
     )
     return Analysis(
         input_shape=list(input_shape), totals=totals, layers=layers, dtype=str(dtype).removeprefix("torch."),
-        trace_ms=(time.perf_counter() - start) * 1000,
+        trace_ms=(time.perf_counter() - start) * 1000, graph=tracer.graph.finish(layers),
     )
 
 

@@ -24,7 +24,7 @@ from torchvision.models import get_model, get_model_weights
 import models.classic as classic
 from models.registry import register_model
 
-Source = Literal["torchvision", "timm", "classic"]
+Source = Literal["torchvision", "timm", "classic", "onnx", "sequential"]
 
 
 @dataclass(frozen=True)
@@ -283,6 +283,8 @@ def _register_all() -> None:
         ("senet154", "senet154", "SENet-154", "senet", None),
         ("mobilenet_v1", "mobilenetv1_100", "MobileNet v1", "mobilenet", None),
         ("efficientnet_lite0", "tf_efficientnet_lite0", "EfficientNet-Lite0", "efficientnet", 2020),
+        ("efficientnet_lite1", "tf_efficientnet_lite1", "EfficientNet-Lite1", "efficientnet", 2020),
+        ("efficientnet_lite2", "tf_efficientnet_lite2", "EfficientNet-Lite2", "efficientnet", 2020),
     ]
     for model_id, timm_name, name, family, year in timm_models:
         input_size = tuple(timm.models.get_pretrained_cfg(timm_name).input_size)

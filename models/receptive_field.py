@@ -14,12 +14,15 @@ forward pass that counts MACs, so functional pools (Inception v3), residual
 adds and concatenations are all seen. Where paths meet (add, cat) the largest
 field wins. Rules beyond that:
 
-- global pooling and a linear layer over a flattened map see the whole map
-  and leave one cell: r' = r + (n - 1) * j, j' = j * n, n' = 1.
-- attention (a product with a square T x T score matrix) lets each position
-  see every position it attends over and keeps the positions: over the whole
-  map r' = r + (n - 1) * j; over a w x w window (Swin, MaxViT: T = w * w
-  tokens) it acts as a w x w kernel, r' = r + (w - 1) * j (MaxViT's grid
+- global mixing: once a layer mixes every position of the map (global
+  pooling, a linear layer over a flattened map, attention over all tokens, a
+  window as large as the map), each element sees the whole input: r' is the
+  input's own length along that axis, the axis is marked *global*, and from
+  there on the field stops growing (a conv or pool after it cannot see more
+  than everything). Global pooling leaves one cell, j' = j * n, n' = 1;
+  attention keeps the positions and their jump.
+- attention over a w x w window (Swin, MaxViT: T = w * w tokens, fewer than
+  the positions) acts as a w x w kernel, r' = r + (w - 1) * j (MaxViT's grid
   attention spreads its window wider: there this is a lower bound).
 - a linear layer applied at each position (ConvNeXt's MLP on channels-last
   maps, a transformer's MLP: as many rows as positions) is a 1x1
@@ -33,7 +36,7 @@ field wins. Rules beyond that:
 from __future__ import annotations
 
 from math import ceil, isqrt
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -42,8 +45,18 @@ from models.meta import flat_leaves
 aten = torch.ops.aten
 
 _ATTR = "_convzoo_rf"
-Dim = tuple[int, int, int]  # (receptive field, jump, map length)
-Field = tuple[Dim, Dim]     # (height, width)
+
+
+class Dim(NamedTuple):
+    """One spatial axis of a tensor's field."""
+    rf: int          # input pixels one element sees
+    jump: int        # input pixels between neighbouring elements
+    length: int      # elements along this axis of the map
+    extent: int      # the network input's length along this axis
+    whole: bool = False  # every position has been mixed: rf == extent from here on
+
+
+Field = tuple[Dim, Dim]  # (height, width)
 
 
 def _field(t: Any) -> Field | None:
@@ -52,18 +65,20 @@ def _field(t: Any) -> Field | None:
 
 def seed(x: torch.Tensor) -> None:
     """Mark the network input: each pixel sees itself."""
-    setattr(x, _ATTR, ((1, 1, x.shape[-2]), (1, 1, x.shape[-1])))
+    h, w = x.shape[-2], x.shape[-1]
+    setattr(x, _ATTR, (Dim(1, 1, h, h), Dim(1, 1, w, w)))
 
 
-def of(output: Any) -> tuple[int, int] | None:
-    """(receptive field, jump) of a module's output, the larger of height and
-    width, or None when the output does not descend from the input."""
+def of(output: Any) -> tuple[int, int, bool] | None:
+    """(receptive field, jump, global) of a module's output -- the larger of
+    height and width, and whether every position of the input has been mixed
+    on both axes -- or None when the output does not descend from the input."""
     for t in flat_leaves(output, []):
         if isinstance(t, torch.Tensor):
             field = _field(t)
             if field is None:
                 return None
-            return max(field[0][0], field[1][0]), max(field[0][1], field[1][1])
+            return max(field[0].rf, field[1].rf), max(field[0].jump, field[1].jump), field[0].whole and field[1].whole
     return None
 
 
@@ -75,51 +90,61 @@ def _pair(value: Any, default: int) -> tuple[int, int]:
     return (value[0], value[0]) if len(value) == 1 else (value[0], value[1])
 
 
-def _windowed(field: Field, kernel, stride, dilation, out: torch.Tensor) -> Field:
-    k, s, d = _pair(kernel, 1), _pair(stride, 0), _pair(dilation, 1)
+def _grown(dim: Dim, rf: int, jump: int, length: int, mixes_all: bool = False) -> Dim:
+    """The axis after a layer: a global axis stays at the whole input."""
+    whole = dim.whole or mixes_all
+    return Dim(dim.extent if whole else rf, jump, length, dim.extent, whole)
+
+
+def _windowed(field: Field, kernel, stride, dilation, padding, out: torch.Tensor) -> Field:
+    k, s, d, p = _pair(kernel, 1), _pair(stride, 0), _pair(dilation, 1), _pair(padding, 0)
     s = tuple(si or ki for si, ki in zip(s, k))  # a pool's stride defaults to its kernel
     sizes = out.shape[-2:]
-    return tuple((r + (k[i] - 1) * d[i] * j, j * s[i], sizes[i]) for i, (r, j, _) in enumerate(field))
+    # One output cell whose window, after the padding, reaches the map's last row: it mixes them all.
+    return tuple(_grown(dim, dim.rf + (k[i] - 1) * d[i] * dim.jump, dim.jump * s[i], sizes[i],
+                        sizes[i] == 1 and (k[i] - 1) * d[i] - p[i] >= dim.length - 1)
+                 for i, dim in enumerate(field))
 
 
 def _global(field: Field) -> Field:
-    return tuple((r + (n - 1) * j, j * n, 1) for r, j, n in field)
+    return tuple(_grown(dim, dim.extent, dim.jump * dim.length, 1, True) for dim in field)
 
 
 def _attend(field: Field, tokens: int) -> Field:
-    positions = field[0][2] * field[1][2]
+    positions = field[0].length * field[1].length
     window = isqrt(tokens)
     if tokens >= positions or window * window != tokens:
-        return tuple((r + (n - 1) * j, j, n) for r, j, n in field)
-    return tuple((r + (window - 1) * j, j, n) for r, j, n in field)
+        return tuple(_grown(dim, dim.extent, dim.jump, dim.length, True) for dim in field)
+    return tuple(_grown(dim, dim.rf + (window - 1) * dim.jump, dim.jump, dim.length) for dim in field)
 
 
 def _strided_slice(field: Field, x: torch.Tensor, dim: int, step: int, out: torch.Tensor) -> Field:
     """The spatial axes are the last adjacent pair of dims sized (n_h, n_w):
     (2, 3) for N x C x H x W, (1, 2) for channels-last N x H x W x C."""
-    (rh, jh, nh), (rw, jw, nw) = field
+    height, width = field
     shape, dim = list(x.shape), dim % x.dim()
-    pairs = [d for d in range(x.dim() - 1) if (shape[d], shape[d + 1]) == (nh, nw)]
+    pairs = [d for d in range(x.dim() - 1) if (shape[d], shape[d + 1]) == (height.length, width.length)]
     if step <= 1 or not pairs:
         return field
     if dim == pairs[-1]:
-        return (rh, jh * step, out.shape[dim]), field[1]
+        return height._replace(jump=height.jump * step, length=out.shape[dim]), width
     if dim == pairs[-1] + 1:
-        return field[0], (rw, jw * step, out.shape[dim])
+        return height, width._replace(jump=width.jump * step, length=out.shape[dim])
     return field
 
 
 def _adaptive(field: Field, inp: torch.Tensor, out: torch.Tensor) -> Field:
     """An adaptive pool from n to o cells: windows [floor(i n / o), ceil((i + 1) n / o))."""
     result = []
-    for (r, j, _), n, o in zip(field, inp.shape[-2:], out.shape[-2:]):
+    for dim, n, o in zip(field, inp.shape[-2:], out.shape[-2:]):
         k = max(ceil((i + 1) * n / o) - (i * n) // o for i in range(o))
-        result.append((r + (k - 1) * j, j * max(n // o, 1), o))
+        result.append(_grown(dim, dim.rf + (k - 1) * dim.jump, dim.jump * max(n // o, 1), o, k >= n))
     return tuple(result)
 
 
 def _merge(fields: list[Field]) -> Field:
-    return tuple(max((f[i] for f in fields), key=lambda dim: (dim[0], dim[1])) for i in range(2))
+    """Where paths meet, each element sees the union: the widest path (a global one first)."""
+    return tuple(max((f[i] for f in fields), key=lambda dim: (dim.whole, dim.rf, dim.jump)) for i in range(2))
 
 
 def _spatial_reduction(args) -> bool:
@@ -154,21 +179,22 @@ def propagate(func, args: tuple, leaves: list, out: Any) -> None:
     first = outputs[0]
     field = _field(args[0]) if args and isinstance(args[0], torch.Tensor) else None
     if func in _CONV and field is not None and args[1].dim() == 4 and not args[6]:
-        new = _windowed(field, args[1].shape[-2:], args[3], args[5], first)
+        new = _windowed(field, args[1].shape[-2:], args[3], args[5], args[4], first)
     elif func in _POOLS and field is not None and args[0].dim() >= 3:
         dilation = args[4] if func != aten.avg_pool2d.default and len(args) > 4 else 1
-        new = _windowed(field, args[1], args[2] if len(args) > 2 else None, dilation, first)
+        new = _windowed(field, args[1], args[2] if len(args) > 2 else None, dilation,
+                        args[3] if len(args) > 3 else 0, first)
     elif func in _ADAPTIVE and field is not None:
         new = _adaptive(field, args[0], first)
     elif func in _REDUCTIONS and field is not None and _spatial_reduction(args):
-        new = _global(((field[0][0], field[0][1], args[0].shape[-2]), (field[1][0], field[1][1], args[0].shape[-1])))
+        new = _global((field[0]._replace(length=args[0].shape[-2]), field[1]._replace(length=args[0].shape[-1])))
     elif func in _LINEAR:
         x = args[_LINEAR[func]]
         field = _field(x)
         if field is None:
             return
         # One row per position (the analysis runs a batch of one): a 1x1 conv.
-        new = field if x.shape[0] >= field[0][2] * field[1][2] else _global(field)
+        new = field if x.shape[0] >= field[0].length * field[1].length else _global(field)
     elif func in _BATCHED:
         scores = args[_BATCHED[func]]
         new = _merge([_field(t) for t in tagged])

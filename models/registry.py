@@ -8,6 +8,7 @@ time anyone can call ``list_models`` the zoo is in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -18,6 +19,10 @@ class Entry(Protocol):
 
 
 _REGISTRY: dict[str, Entry] = {}
+# (id prefix, a function that finds entries made at run time -- a user's own
+# network: models/custom.py, app/custom/store.py -- or returns None); asked
+# after the catalog, newest first (each app registers its own store).
+_RESOLVERS: list[tuple[str, Callable[[str], Entry | None]]] = []
 
 
 class UnknownModelError(KeyError):
@@ -40,8 +45,18 @@ def list_models() -> list[Entry]:
     return list(_REGISTRY.values())
 
 
+def register_resolver(prefix: str, resolve: Callable[[str], Entry | None]) -> None:
+    """Ids starting with ``prefix`` are also looked up by ``resolve``."""
+    if (prefix, resolve) not in _RESOLVERS:
+        _RESOLVERS.insert(0, (prefix, resolve))
+
+
 def get_entry(model_id: str) -> Entry:
-    try:
+    if model_id in _REGISTRY:
         return _REGISTRY[model_id]
-    except KeyError:
-        raise UnknownModelError(model_id) from None
+    for prefix, resolve in _RESOLVERS:
+        if model_id.startswith(prefix):
+            entry = resolve(model_id)
+            if entry is not None:
+                return entry
+    raise UnknownModelError(model_id)

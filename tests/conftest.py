@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from models.weights import set_trained_weights_dir
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -30,6 +31,8 @@ CHROMIUM_ARGS = [
 # One analysis cache directory for the whole run, also for apps that test
 # modules build at import time (schemathesis): analyses are traced once.
 TEST_CACHE_DIR = Path(os.environ.setdefault("CONVZOO_TEST_CACHE_DIR", tempfile.mkdtemp(prefix="convzoo-test-")))
+# LeNet-5 is trained once per test session, into the session's cache.
+set_trained_weights_dir(TEST_CACHE_DIR / "weights")
 
 
 def make_settings(**overrides) -> Settings:
@@ -158,3 +161,122 @@ def photos() -> dict[str, Path]:
     found["animated_gif"] = data / "no_time_for_that_tiny.gif"
     found["grace_hopper"] = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     return found
+
+
+@pytest.fixture(scope="session")
+def held_out_digits():
+    """scikit-learn's handwritten digits that LeNet-5 never trained on
+    (images (450, 8, 8) in [0, 1], labels (450,)), by the training's own split."""
+    from sklearn.model_selection import train_test_split
+
+    from models.digits import load_digit_data
+    from models.lenet_training import RECIPE
+
+    images, labels = load_digit_data()
+    _, x_test, _, y_test = train_test_split(images, labels, test_size=RECIPE["held_out"],
+                                            random_state=RECIPE["split_seed"], stratify=labels)
+    return x_test, y_test
+
+
+def digit_photo(digit, *, dark_on_light: bool, seed: int, size: tuple[int, int] = (480, 360),
+                digit_px: int = 120, angle: float = 6.0) -> bytes:
+    """A JPEG "photo" of a real handwritten digit (an 8x8 scikit-learn digit,
+    (8, 8) in [0, 1]): enlarged to ``digit_px``, inked onto paper with a
+    lighting gradient, a tint and sensor noise, at a random place in the
+    frame, turned by up to ``angle`` degrees; ``dark_on_light`` False gives a
+    chalk-on-blackboard negative."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    ink = np.asarray(Image.fromarray(np.round(digit * 255).astype(np.uint8)).resize(
+        (digit_px, digit_px), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    yy, xx = np.mgrid[0:height, 0:width]
+    paper = 210 + 25 * xx / width - 15 * yy / height + rng.normal(0, 6, (height, width))
+    layer = np.zeros((height, width), np.float32)
+    top, left = rng.integers(8, height - digit_px - 8), rng.integers(8, width - digit_px - 8)
+    layer[top:top + digit_px, left:left + digit_px] = np.clip(ink, 0, 1)
+    grey = paper * (1 - layer) + 35 * layer
+    if not dark_on_light:
+        grey = 255 - grey
+    rgb = np.clip(np.stack([grey, grey * 0.97, grey * 0.92], -1), 0, 255).astype(np.uint8)
+    image = Image.fromarray(rgb).rotate(rng.uniform(-angle, angle), resample=Image.Resampling.BILINEAR,
+                                        fillcolor=tuple(int(v) for v in rgb[0, 0]))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def make_digit_photo():
+    """``digit_photo`` (above), for tests to call."""
+    return digit_photo
+
+
+WEIGHTS_CHUNK = 64 * 1024
+
+
+@contextmanager
+def _weights_server(files: dict[str, tuple[bytes, int]]) -> Iterator[str]:
+    """Serve ``files`` (name -> (body, announced Content-Length)) over HTTP on
+    a free loopback port, in 64 KiB chunks 10 ms apart so that a download
+    takes long enough to show progress; yields the base URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            name = self.path.rsplit("/", 1)[-1]
+            if name not in files:
+                self.send_error(404)
+                return
+            body, announced = files[name]
+            self.send_response(200)
+            self.send_header("Content-Length", str(announced))
+            self.end_headers()
+            for start in range(0, len(body), WEIGHTS_CHUNK):
+                self.wfile.write(body[start:start + WEIGHTS_CHUNK])
+                self.wfile.flush()
+                time.sleep(0.01)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/models"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def weights_server():
+    """``with weights_server({name: (body, length)}) as base_url:`` a loopback file server."""
+    return _weights_server
+
+
+@pytest.fixture
+def register_url_entry(monkeypatch):
+    """Register, for one test, a catalog entry like squeezenet1_1 whose
+    torchvision weights are downloaded from the given URL."""
+    import dataclasses
+
+    from torchvision.models._api import Weights
+
+    from models import registry
+    from models.registry import get_entry
+
+    def register(model_id: str, url: str):
+        base = get_entry("squeezenet1_1")
+        weights = Weights(url=url, transforms=base.tv_weights.transforms, meta=base.tv_weights.meta)
+        entry = dataclasses.replace(base, id=model_id, tv_weights=weights)
+        monkeypatch.setitem(registry._REGISTRY, model_id, entry)
+        return entry
+
+    return register

@@ -25,7 +25,7 @@ def bottleneck_figure(naive: list[Row], reduced: list[Row]) -> dict[str, Any]:
         "data": [trace(naive, "naive", "#c8553d"), trace(reduced, "with 1x1 reductions", "#2d6cdf")],
         "layout": {**_LAYOUT, "barmode": "group",
                    "xaxis": {"title": {"text": "branch"}},
-                   "yaxis": {"title": {"text": "multiply-adds (MACs)"}, "rangemode": "tozero"}},
+                   "yaxis": {"title": {"text": "multiply-adds (MACs)"}, "rangemode": "tozero", "exponentformat": "SI"}},
     }
 
 
@@ -44,7 +44,7 @@ def mobilenet_figure(cells: list[Row]) -> dict[str, Any]:
         "data": data,
         "layout": {**_LAYOUT, "xaxis": {"title": {"text": "input resolution (pixels per side)"},
                                         "tickvals": sorted({c["resolution"] for c in cells})},
-                   "yaxis": {"title": {"text": "multiply-adds (MACs)"}, "rangemode": "tozero"}},
+                   "yaxis": {"title": {"text": "multiply-adds (MACs)"}, "rangemode": "tozero", "exponentformat": "SI"}},
     }
 
 

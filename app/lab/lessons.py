@@ -12,6 +12,10 @@ from pydantic import BaseModel
 from app.errors import InvalidParameter
 from app.lab.figures import bottleneck_figure, mobilenet_figure
 from models import lessons
+from models.analysis import MAX_RESOLUTION
+
+# The calculators' bounds: declared on the API's Query parameters and stated beside each input on the page.
+LIMITS = {"side": MAX_RESOLUTION, "channels": 8192, "kernel": 31, "layers": 16, "dilation": 64}
 
 # ---------------------------------------------------------------- inception
 

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from app.deps import get_cache, lookup_entry
 from app.analysis_cache import AnalysisCache
-from app.lab.lessons import (BottleneckLesson, FactorisedLesson, InceptionResult, MobileNetGrid, Op,
+from app.lab.lessons import (LIMITS, BottleneckLesson, FactorisedLesson, InceptionResult, MobileNetGrid, Op,
                               OutputSizeLesson, SeparableLesson, StackLesson, bottleneck_data, factorised_data,
                               inception_data, mobilenet_data, output_size_data, separable_data, stack_data)
 from app.lab.data import GrowthLesson, LabPage, growth_data, lab_data
@@ -21,9 +21,9 @@ from models.analysis import MAX_RESOLUTION
 
 router = APIRouter()
 
-MAX_CHANNELS = 8192
-MAX_KERNEL = 31
-MAX_LAYERS = 16
+MAX_CHANNELS = LIMITS["channels"]
+MAX_KERNEL = LIMITS["kernel"]
+MAX_LAYERS = LIMITS["layers"]
 
 Side = Annotated[int, Query(ge=1, le=MAX_RESOLUTION, description="Feature map side, in pixels")]
 Channels = Annotated[int, Query(ge=1, le=MAX_CHANNELS, description="Channels")]
@@ -48,7 +48,7 @@ def api_bottleneck(height: Side, width: Side, channels: Channels, c1: Filters, c
 def api_output_size(size: Side, kernel: Annotated[int, Query(ge=1, le=MAX_RESOLUTION)],
                     op: Op = "conv", padding: Annotated[int, Query(ge=0, le=MAX_RESOLUTION)] = 0,
                     stride: Annotated[int, Query(ge=1, le=MAX_RESOLUTION)] = 1,
-                    dilation: Annotated[int, Query(ge=1, le=64)] = 1, ceil_mode: bool = False) -> OutputSizeLesson:
+                    dilation: Annotated[int, Query(ge=1, le=LIMITS["dilation"])] = 1, ceil_mode: bool = False) -> OutputSizeLesson:
     return output_size_data(op, size, kernel, padding, stride, dilation, ceil_mode)
 
 

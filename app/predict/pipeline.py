@@ -10,15 +10,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 from app.config import Settings
-from app.errors import InvalidParameter, NotFound, WeightsUnavailable
+from app.errors import InvalidImage, InvalidParameter, NotFound, WeightsUnavailable
 from app.predict.schemas import (Example, PredictionItem, PredictModel, PredictPage, PredictResponse,
                                  PreprocessingInfo, Timing, WorkerStatus)
-from app.predict.images import decode_image
+from app.images import decode_image
 from app.predict.worker import InferenceWorker
+from app.names import natural_key
 from models.catalog import ModelEntry
+from models.digits import PREPARATION as DIGIT_PREPARATION
+from models.digits import DigitPreprocessing, NoDigitError
+from models.predictor import wanted_runtime
 from models.preprocess import preprocessing_for
 from models.registry import get_entry, list_models
-from models.weights import WeightsError, weights_status
+from models.weights import TRAINED_HERE, WeightsError, weights_status
 
 DEFAULT_TOPK = 5
 MAX_TOPK = 10
@@ -68,7 +72,11 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
     preprocessing = preprocessing_for(entry)
 
     def prepare():
-        return preprocessing(decode_image(data, settings.max_image_pixels))
+        try:
+            return preprocessing(decode_image(data, settings.max_image_pixels, preprocessing.resize))
+        except NoDigitError as exc:
+            raise InvalidImage(f"{exc} {entry.name} reads one handwritten digit, dark on light or light on "
+                               f"dark.") from None
 
     try:
         result, preprocess_ms = await worker.predict(entry, prepare, topk)
@@ -81,35 +89,62 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
                      in enumerate(zip(result.indices, result.labels, result.probabilities), start=1)],
         timing_ms=Timing(preprocess=preprocess_ms, inference=result.inference_ms,
                          total=(time.perf_counter() - started) * 1000),
-        batch_size=result.batch_size, input_size=[3, preprocessing.crop, preprocessing.crop],
+        batch_size=result.batch_size, input_size=list(preprocessing.input_shape), runtime=result.runtime,
     )
 
 
 def preload_entries(settings: Settings) -> list[ModelEntry]:
     """The default model, for the worker to load at start-up so the first
-    prediction does not pay for it (when its weights are here)."""
-    entry = get_entry(settings.default_model)
-    return [entry] if weights_status(entry).available else []
+    prediction does not pay for it (when its weights are here); with the
+    warm-up on, LeNet-5 too, which trains it (seconds, once per cache) so its
+    card shows its held-out accuracy."""
+    entries = [get_entry(settings.default_model)]
+    if settings.warm_cache and TRAINED_HERE != settings.default_model:
+        entries.append(get_entry(TRAINED_HERE))
+    return [entry for entry in entries if weights_status(entry).available]
 
 
-def _predict_model(entry: ModelEntry) -> PredictModel:
+def _preprocessing_info(entry: ModelEntry) -> PreprocessingInfo | None:
+    try:
+        preprocessing = preprocessing_for(entry)
+    except ValueError:  # no published weights
+        return None
+    if isinstance(preprocessing, DigitPreprocessing):
+        return PreprocessingInfo(kind="digit", input_size=list(preprocessing.input_shape),
+                                 crop=preprocessing.input_side, description=DIGIT_PREPARATION)
+    return PreprocessingInfo(kind="image", input_size=list(preprocessing.input_shape), **asdict(preprocessing))
+
+
+def _predict_model(entry: ModelEntry, worker: InferenceWorker) -> PredictModel:
     status = weights_status(entry)
-    has_weights = entry.tv_weights is not None or entry.timm_name is not None
+    loaded = worker.runtimes.get(entry.id)
+    if loaded is not None:
+        runtime, reason = loaded.runtime, loaded.reason
+    elif status.available:
+        wanted = wanted_runtime(worker.runtime_setting, worker.device)
+        runtime, reason = None, f"Not loaded yet; when it is: {wanted.reason}" + (
+            " (if the export passes; else eager PyTorch, with the reason here)"
+            if wanted.runtime == "onnxruntime" else "")
+    else:
+        runtime, reason = None, "Cannot predict here (no weights)."
     return PredictModel(
         id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, top1=entry.top1,
         weights=status.status, available=status.available, reason=status.reason,
-        preprocessing=PreprocessingInfo(**asdict(preprocessing_for(entry))) if has_weights else None,
+        preprocessing=_preprocessing_info(entry), runtime=runtime, runtime_reason=reason,
     )
 
 
-def predict_page_data(settings: Settings, device: str) -> PredictPage:
+def predict_page_data(settings: Settings, worker: InferenceWorker) -> PredictPage:
     """Which models can predict here (available first) and why the others
-    can't, the example photos, and the limits a client must respect."""
-    models = sorted((_predict_model(entry) for entry in list_models()), key=lambda m: not m.available)
+    can't, which runtime each uses and why, the example photos, and the
+    limits a client must respect."""
+    device = str(worker.device)
+    models = sorted((_predict_model(entry, worker) for entry in list_models()),
+                    key=lambda m: (not m.available, natural_key(m.name)))
     examples = [Example(name=name, title=title, source=f"{package}: {relative}",
                         url=f"/api/predict/examples/{name}")
                 for name, (package, relative, title) in EXAMPLES.items() if example_path(name) is not None]
-    return PredictPage(default_model=settings.default_model, device=device,
+    return PredictPage(default_model=settings.default_model, device=device, runtime_setting=settings.runtime,
                        max_upload_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_image_pixels,
                        default_topk=DEFAULT_TOPK, max_topk=MAX_TOPK, models=models, examples=examples)
 

@@ -5,8 +5,8 @@ The predictor is a Ray Serve deployment with its own replicas (on this machine
 or across a Ray cluster) and Ray's batching (``@serve.batch``) in place of the
 embedded worker's queue; the web tier decodes and preprocesses as always, then
 sends the tensor to the deployment through a handle. A batch runs through the
-embedded worker's own ``run_batch`` and ``ModelCache``, so both modes answer
-the same. Ray rather than a home-made distribution layer: it schedules the
+embedded worker's own ``run_batch`` and ``ModelCache`` (the same runtime
+choice, ONNX Runtime or torch), so both modes answer the same. Ray rather than a home-made distribution layer: it schedules the
 replicas, restarts them, balances requests across them and scales them.
 """
 
@@ -43,11 +43,11 @@ def predictor_deployment():
         """One replica: an LRU of models with weights, and batches formed by Ray."""
 
         def __init__(self, device: str, loaded_models: int, torch_threads: int, max_batch_size: int,
-                     max_batch_wait_ms: float) -> None:
+                     max_batch_wait_ms: float, runtime: str, export_dir: str, tolerance: float | None) -> None:
             if torch_threads:
                 torch.set_num_threads(torch_threads)
             self.device = torch.device(device)
-            self.models = ModelCache(loaded_models, self.device)
+            self.models = ModelCache(loaded_models, self.device, runtime, Path(export_dir), torch_threads, tolerance)
             self.replica = serve.get_replica_context().replica_id.unique_id
             self.batches = 0
             self.predict_batch.set_max_batch_size(max_batch_size)
@@ -65,8 +65,7 @@ def predictor_deployment():
                 groups.setdefault(model_id, []).append(index)
             for model_id, rows in groups.items():
                 try:
-                    results = run_batch(self.models.get(get_entry(model_id)),
-                                        [requests[i][1:] for i in rows], self.device)
+                    results = run_batch(self.models.get(get_entry(model_id)), [requests[i][1:] for i in rows])
                 except Exception as exc:
                     results = [exc] * len(rows)
                 for index, result in zip(rows, results):
@@ -107,7 +106,8 @@ def deploy(settings, replicas: int, cpus_per_replica: float) -> None:
     runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"}}
     options = {"num_cpus": cpus_per_replica, "runtime_env": runtime_env}
     serve.run(predictor_deployment().options(num_replicas=replicas, ray_actor_options=options).bind(
-        device, settings.loaded_models, settings.torch_threads, settings.max_batch_size, settings.max_batch_wait_ms),
+        device, settings.loaded_models, settings.torch_threads, settings.max_batch_size, settings.max_batch_wait_ms,
+        settings.runtime, str(settings.cache_dir / "onnx"), settings.onnx_tolerance),
         name=APP_NAME, route_prefix=None)
 
 

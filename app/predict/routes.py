@@ -39,7 +39,7 @@ async def api_predict(request: Request) -> PredictResponse:
 
 @router.get("/api/predict/models", response_model=PredictPage)
 def api_predict_models(request: Request) -> PredictPage:
-    return predict_page_data(request.app.state.settings, str(request.app.state.device))
+    return predict_page_data(request.app.state.settings, request.app.state.inference)
 
 
 @router.get("/api/predict/worker", response_model=WorkerStatus)
@@ -55,6 +55,6 @@ def api_predict_example(name: str) -> FileResponse:
 
 @router.get("/predict", response_class=HTMLResponse)
 def predict_page(request: Request):
-    data = predict_page_data(request.app.state.settings, str(request.app.state.device))
+    data = predict_page_data(request.app.state.settings, request.app.state.inference)
     return request.app.state.templates.TemplateResponse(
         request, "predict.html", {"data": data, "figure": probability_figure()})

@@ -29,14 +29,19 @@ class PredictResponse(BaseModel):
     # Extensions beyond API.md.
     batch_size: int = Field(description="How many images shared this forward pass")
     input_size: list[int] = Field(description="[C, H, W] the model was fed")
+    runtime: Literal["onnxruntime", "torch"] = Field(description="What ran the forward pass")
 
 
 class PreprocessingInfo(BaseModel):
-    resize: int
+    kind: Literal["image", "digit"] = Field(
+        description="image: resize, centre crop, normalise; digit: find the ink, crop, centre, scale (LeNet-5)")
+    input_size: list[int] = Field(description="[C, H, W] the model is fed")
     crop: int
-    interpolation: str
-    mean: list[float]
-    std: list[float]
+    resize: int | None = None
+    interpolation: str | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    description: str | None = None
 
 
 class PredictModel(BaseModel):
@@ -49,6 +54,10 @@ class PredictModel(BaseModel):
     available: bool
     reason: str
     preprocessing: PreprocessingInfo | None  # None where the model has no published weights
+    runtime: Literal["onnxruntime", "torch"] | None = Field(
+        None, description="What it predicts on once loaded; null until it has been loaded (see runtime_reason)")
+    runtime_reason: str = Field("", description="Why that runtime: the ONNX verification passed, or why it "
+                                "failed or was not tried")
 
 
 class Example(BaseModel):
@@ -61,6 +70,7 @@ class Example(BaseModel):
 class PredictPage(BaseModel):
     default_model: str
     device: str
+    runtime_setting: Literal["auto", "onnxruntime", "torch"] = "auto"
     max_upload_bytes: int
     max_image_pixels: int
     default_topk: int

@@ -6,8 +6,21 @@ worker takes the oldest job and whatever else is already queued, up to
 max_batch_size, and runs them as one batch per model. It waits up to
 max_batch_wait_ms for more only while other requests are still being
 preprocessed, so a lone client never waits for company and concurrent
-clients share forward passes. Loaded models live in a bounded LRU that only
-the worker thread touches.
+clients share forward passes. Loaded models (models/predictor.py's
+Predictor: ONNX Runtime or eager PyTorch, see its docstring) live in a
+bounded LRU that only the worker thread fills.
+
+Interface (stable; other features and serving modes rely on it):
+- ``InferenceWorker(device, max_batch_size=, max_batch_wait_ms=, max_queue=,
+  loaded_models=, torch_threads=, runtime=, export_dir=, tolerance=)``
+- ``start(preload)`` / ``stop()``: reference-counted lifecycle.
+- ``await predict(entry, prepare, topk) -> (Inference, preprocess_ms)``:
+  ``prepare()`` returns the model's input tensor (``input_shape``, float32); raises Busy when
+  the queue is full, WeightsError when the weights are missing.
+- ``runtimes``: model id -> RuntimeChoice for every model loaded so far.
+- counters: ``queued``, ``max_queue``, ``running``, ``batch_sizes``, ``models.ids``.
+- ``run_batch(predictor, [(tensor, topk), ...]) -> [Inference, ...]``: one
+  forward pass, for any serving mode that holds a Predictor.
 """
 
 from __future__ import annotations
@@ -22,14 +35,13 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-from torch import nn
 
 from app.errors import Busy
 from models.catalog import ModelEntry
-from models.preprocess import preprocessing_for
-from models.weights import categories, load_pretrained
+from models.predictor import Predictor, RuntimeChoice
 
 _STOP = object()
 logger = logging.getLogger("convzoo.inference")
@@ -50,33 +62,32 @@ class Inference:
     labels: list[str]
     inference_ms: float  # the forward pass of the whole batch this image was in
     batch_size: int
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    module: nn.Module
-    categories: list[str]
+    runtime: str  # "onnxruntime" | "torch"
 
 
 class ModelCache:
-    """A bounded LRU of models with their weights, on the worker's device."""
+    """A bounded LRU of Predictors, on the worker's device and runtime. Also
+    remembers each loaded model's runtime after it leaves the LRU."""
 
-    def __init__(self, capacity: int, device: torch.device) -> None:
+    def __init__(self, capacity: int, device: torch.device, runtime: str = "auto", export_dir: Path | None = None,
+                 threads: int = 0, tolerance: float | None = None) -> None:
         self.capacity = max(1, capacity)
         self.device = device
-        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self.runtime_setting = runtime
+        self._load_options = dict(runtime=runtime, export_dir=export_dir, threads=threads, tolerance=tolerance)
+        self._models: OrderedDict[str, Predictor] = OrderedDict()
+        self._runtimes: dict[str, RuntimeChoice] = {}
         self._lock = threading.Lock()  # status readers on other threads
 
-    def get(self, entry: ModelEntry) -> LoadedModel:
+    def get(self, entry: ModelEntry) -> Predictor:
         with self._lock:
             if entry.id in self._models:
                 self._models.move_to_end(entry.id)
                 return self._models[entry.id]
-        # channels_last: oneDNN's depthwise and 1x1 convolutions run 1.5-2x faster in it on CPU
-        module = load_pretrained(entry, self.device).to(memory_format=torch.channels_last)
-        loaded = LoadedModel(module, categories(entry))
+        loaded = Predictor.load(entry, self.device, **self._load_options)
         with self._lock:
             self._models[entry.id] = loaded
+            self._runtimes[entry.id] = RuntimeChoice(loaded.runtime, loaded.runtime_reason)
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
         return loaded
@@ -86,17 +97,23 @@ class ModelCache:
         with self._lock:
             return list(self._models)
 
+    @property
+    def runtimes(self) -> dict[str, RuntimeChoice]:
+        with self._lock:
+            return dict(self._runtimes)
+
 
 class InferenceWorker:
     mode = "embedded"  # beside app/predict/ray_serve.py's RayInference
 
     def __init__(self, device: torch.device, *, max_batch_size: int, max_batch_wait_ms: float, max_queue: int,
-                 loaded_models: int, torch_threads: int = 0) -> None:
+                 loaded_models: int, torch_threads: int = 0, runtime: str = "auto", export_dir: Path | None = None,
+                 tolerance: float | None = None) -> None:
         self.device = device
         self.max_batch_size = max(1, max_batch_size)
         self.max_batch_wait_s = max_batch_wait_ms / 1000
         self.torch_threads = torch_threads
-        self.models = ModelCache(loaded_models, device)
+        self.models = ModelCache(loaded_models, device, runtime, export_dir, torch_threads, tolerance)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_queue))
         self._incoming = 0  # admitted requests still preprocessing, not queued yet
         # Decoding in more threads than cores is no faster and starves the forward pass.
@@ -173,6 +190,15 @@ class InferenceWorker:
     def running(self) -> bool:
         return self._thread is not None
 
+    @property
+    def runtime_setting(self) -> str:
+        return self.models.runtime_setting
+
+    @property
+    def runtimes(self) -> dict[str, RuntimeChoice]:
+        """Model id -> the runtime it was loaded on and why, for every model loaded so far."""
+        return self.models.runtimes
+
     # -- the worker thread -------------------------------------------------
 
     def _run(self, preload: list[ModelEntry]) -> None:
@@ -194,12 +220,9 @@ class InferenceWorker:
                 return
 
     def _warm_up(self, entry: ModelEntry) -> None:
-        """Load a model and run one throwaway forward: the first pass pays for
-        allocations and kernel selection, and no request should."""
-        crop = preprocessing_for(entry).crop
-        with torch.inference_mode():
-            self.models.get(entry).module(
-                torch.zeros(1, 3, crop, crop, device=self.device).contiguous(memory_format=torch.channels_last))
+        """Load a model (exporting it to ONNX the first time) and run one
+        throwaway forward, so that no request pays for either."""
+        self.models.get(entry).warm_up()
 
     def _gather(self, first: Job) -> tuple[list[Job], bool]:
         """The first job plus what is queued, waiting briefly only while more
@@ -227,8 +250,7 @@ class InferenceWorker:
         if not jobs:
             return
         try:
-            results = run_batch(self.models.get(jobs[0].entry), [(job.tensor, job.topk) for job in jobs],
-                                self.device)
+            results = run_batch(self.models.get(jobs[0].entry), [(job.tensor, job.topk) for job in jobs])
         except Exception as exc:  # a model that fails to load or run fails its requests, not the worker
             for job in jobs:
                 job.future.set_exception(exc)
@@ -238,24 +260,21 @@ class InferenceWorker:
             job.future.set_result(result)
 
 
-def run_batch(loaded: LoadedModel, requests: list[tuple[torch.Tensor, int]], device: torch.device) -> list[Inference]:
+def run_batch(predictor: Predictor, requests: list[tuple[torch.Tensor, int]]) -> list[Inference]:
     """One forward pass over preprocessed images of one model, each with its
-    own top-k (tensor [3, H, W], k). Shared by the embedded worker and the Ray
-    Serve deployment (app/predict/ray_serve.py), so both answer alike."""
+    own top-k (its input tensor, k), on the predictor's runtime. What
+    any serving mode (this worker, a process pool, a Ray Serve deployment)
+    calls, so all answer alike."""
     started = time.perf_counter()
-    with torch.inference_mode():
-        inputs = torch.stack([tensor for tensor, _ in requests]).to(
-            device, memory_format=torch.channels_last, non_blocking=True)
-        probabilities = loaded.module(inputs).float().softmax(dim=-1)
-        top = probabilities.topk(max(k for _, k in requests), dim=-1)
-        values, indices = top.values.cpu(), top.indices.cpu()  # waits for the device
+    inputs = requests[0][0][None] if len(requests) == 1 else torch.stack([tensor for tensor, _ in requests])
+    values, indices = predictor.classify(inputs, max(k for _, k in requests))
     elapsed_ms = (time.perf_counter() - started) * 1000
     results = []
     for row, (_, k) in enumerate(requests):
         idx = indices[row, :k].tolist()
         results.append(Inference(indices=idx, probabilities=values[row, :k].tolist(),
-                                 labels=[loaded.categories[i] for i in idx], inference_ms=elapsed_ms,
-                                 batch_size=len(requests)))
+                                 labels=[predictor.categories[i] for i in idx], inference_ms=elapsed_ms,
+                                 batch_size=len(requests), runtime=predictor.runtime))
     return results
 
 

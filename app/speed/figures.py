@@ -11,6 +11,8 @@ _MARGIN = {"l": 70, "r": 20, "t": 40, "b": 60}
 
 
 def _layout(title: str, x: dict, y: dict, **extra) -> dict:
+    # SI tick prefixes (15G, not 15B): the convention of the page's text and tables.
+    x, y = {"exponentformat": "SI", **x}, {"exponentformat": "SI", **y}
     return {"title": {"text": title}, "font": _FONT, "margin": _MARGIN, "hovermode": "closest",
             "xaxis": x, "yaxis": y, "legend": {"font": {"size": 11}}, **extra}
 

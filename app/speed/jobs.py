@@ -42,6 +42,8 @@ class SpeedParams(BaseModel):
     resolution: int | None = Field(None, ge=8, le=1024, description="Square input side; default: the model's own")
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     channels_last: bool = False
+    runtime: Literal["eager", "onnxruntime"] = Field("eager", description="eager PyTorch, or ONNX Runtime "
+                                                     "(float32, CPU; the same weights exported and verified)")
     warmup: int = Field(2, ge=1, le=20, description="Untimed runs per batch size")
     repeats: int = Field(10, ge=1, le=100, description="Timed runs per batch size, at most")
     time_budget_s: float | None = Field(None, gt=0, le=3600, description="Seconds per model, roughly; larger "
@@ -50,7 +52,7 @@ class SpeedParams(BaseModel):
     def config(self, default_time_budget_s: float) -> SpeedConfig:
         base = SpeedConfig(time_budget_s=self.time_budget_s or default_time_budget_s)
         return replace(base, batch_sizes=tuple(base.batch_sizes if self.batch_sizes is None else self.batch_sizes), resolution=self.resolution,
-                       dtype=self.dtype, channels_last=self.channels_last, warmup=self.warmup,
+                       dtype=self.dtype, channels_last=self.channels_last, runtime=self.runtime, warmup=self.warmup,
                        repeats=self.repeats, min_repeats=min(base.min_repeats, self.repeats))
 
 
@@ -171,9 +173,11 @@ class SpeedJobs:
     heartbeat polls. The measurement runs in a thread of the worker that
     accepted the POST, never on the event loop."""
 
-    def __init__(self, store: SpeedStore, state: StateStore, device: torch.device, time_budget_s: float) -> None:
+    def __init__(self, store: SpeedStore, state: StateStore, device: torch.device, time_budget_s: float,
+                 export_dir: Path | None = None) -> None:
         self.store = store
         self.state = state
+        self.export_dir = export_dir  # ONNX exports of the constant-filled nets
         self.device = device
         self.time_budget_s = time_budget_s
         self._local: dict[str, _Running] = {}  # the jobs this process runs
@@ -293,7 +297,8 @@ class SpeedJobs:
                 job.outcomes.append(ModelOutcome(model_id=entry.id, status="skipped"))
                 continue
             try:
-                result = measure(entry, self.device, config, progress=progress, cancel=running.cancel)
+                result = measure(entry, self.device, config, progress=progress, cancel=running.cancel,
+                                 export_dir=self.export_dir)
             except SpeedCancelled:
                 job.outcomes.append(ModelOutcome(model_id=entry.id, status="cancelled"))
                 break
@@ -316,4 +321,4 @@ class SpeedJobs:
 
 
 def create_speed_jobs(cache_dir: Path, state: StateStore, device: torch.device, time_budget_s: float) -> SpeedJobs:
-    return SpeedJobs(SpeedStore(cache_dir, device_info(device)), state, device, time_budget_s)
+    return SpeedJobs(SpeedStore(cache_dir, device_info(device)), state, device, time_budget_s, cache_dir / "onnx")

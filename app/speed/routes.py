@@ -22,6 +22,7 @@ router = APIRouter()
 Cache = Annotated[AnalysisCache, Depends(get_cache)]
 BudgetMs = Annotated[float | None, Query(gt=0, le=1e6, description="Latency budget, ms per image at batch 1")]
 Dtype = Annotated[Literal["float32", "float16", "bfloat16"], Query(description="Which measurements to show")]
+RuntimeQuery = Annotated[Literal["eager", "onnxruntime"], Query(description="Which runtime's measurements to show")]
 
 
 def get_jobs(request: Request) -> SpeedJobs:
@@ -54,7 +55,9 @@ def api_model_speed_figure(model_id: str, jobs: Jobs) -> dict:
     entry = lookup_entry(model_id)
     if not jobs.store.results(entry.id):
         return {"measured": False, "figure": None}
-    return {"measured": True, "figure": model_speed_figure(model_speed_data(jobs.store, entry))}
+    data = model_speed_data(jobs.store, entry)
+    return {"measured": True, "figure": model_speed_figure(data),
+            "runtimes": [r.model_dump(mode="json") for r in data.runtimes]}
 
 
 @router.post("/api/models/{model_id}/speed", status_code=202, response_model=Job)
@@ -91,17 +94,21 @@ def api_cancel(job_id: str, jobs: Jobs) -> Job:
 
 @router.get("/api/speed", response_model=SpeedPage)
 def api_speed(jobs: Jobs, cache: Cache, budget_ms: BudgetMs = None, dtype: Dtype = "float32",
-              channels_last: bool = False) -> SpeedPage:
-    return speed_data(jobs.store, cache, budget_ms, dtype, channels_last)
+              channels_last: bool = False, runtime: RuntimeQuery = "eager") -> SpeedPage:
+    return speed_data(jobs.store, cache, budget_ms, dtype, channels_last, runtime)
 
 
 @router.get("/speed", response_class=HTMLResponse, include_in_schema=False)
 def speed_page(request: Request, jobs: Jobs, cache: Cache, budget_ms: BudgetMs = None, dtype: Dtype = "float32",
-               channels_last: bool = False, model: str | None = None):
+               channels_last: bool = False, runtime: RuntimeQuery = "eager", model: str | None = None):
     """The page; ``model`` opens one model's latency and throughput vs batch size."""
     selected = lookup_entry(model).id if model else None
-    data = speed_data(jobs.store, cache, budget_ms, dtype, channels_last)
+    data = speed_data(jobs.store, cache, budget_ms, dtype, channels_last, runtime)
     figures = {"throughput": accuracy_vs_throughput(data), "latency": macs_vs_latency(data),
                "families": family_vs_macs(data)}
+    # The parameters this view was opened with: its links (JSON twin, a model's detail) keep them.
+    kept = {"budget_ms": budget_ms, "dtype": None if dtype == "float32" else dtype,
+            "channels_last": "true" if channels_last else None}
     return request.app.state.templates.TemplateResponse(request, "speed.html", {
-        "data": data, "figures": figures, "rows": {r.id: r for r in data.rows}, "selected": selected})
+        "data": data, "figures": figures, "rows": {r.id: r for r in data.rows}, "selected": selected,
+        "kept": {k: v for k, v in kept.items() if v is not None}})

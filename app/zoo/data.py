@@ -3,18 +3,22 @@ pages and their /api twins."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict
 
 from app.analysis_cache import AnalysisCache
 from app.errors import InvalidParameter
-from app.schemas import ModelCard
-from app.zoo.schemas import CatalogResponse, CompareItem, CompareResponse, Layer, LayersResponse, ModelDetail, Totals
+from app.schemas import ModelCard, TrainedHere
+from app.zoo.schemas import (CatalogResponse, CompareItem, CompareResponse, InputRule, Layer, LayersResponse,
+                             ModelDetail, Totals, TrainingMemory)
 from app.zoo.formulas import layer_formulas
 from app.zoo.layer_stats import profile, stages
-from models.analysis import Analysis, AnalysisError, Totals as AnalysisTotals
+from models.analysis import MAX_RESOLUTION, Analysis, AnalysisError, Totals as AnalysisTotals
+from models.resolution import resolution_rule
 from models.catalog import ModelEntry
 from models.registry import list_models
-from models.weights import weights_status
+from models.digits import DATASET as DIGITS_DATASET
+from models.weights import TRAINED_HERE, lenet5_training, weights_status
 
 MAX_COMPARE = 6
 
@@ -23,6 +27,8 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
     try:
         return cache.get(entry, resolution)
     except AnalysisError as exc:
+        if resolution is not None and 1 <= resolution <= MAX_RESOLUTION:
+            raise InvalidParameter(resolution_refusal(entry, resolution)) from None
         raise InvalidParameter(str(exc)) from None
 
 
@@ -36,8 +42,17 @@ def card(entry: ModelEntry, totals: AnalysisTotals | None) -> ModelCard:
         macs=totals.macs if totals else None, analysed=totals is not None,
         top1=entry.top1, top5=entry.top5, accuracy_source=entry.accuracy_source, weights=status.status,
         paper=entry.family.paper, introduced=entry.family.introduced, citation=entry.citation,
-        weights_reason=status.reason,
+        weights_reason=status.reason, trained_here=_trained_here(entry),
     )
+
+
+def _trained_here(entry: ModelEntry) -> TrainedHere | None:
+    trained = lenet5_training() if entry.id == TRAINED_HERE else None
+    if trained is None:
+        return None
+    return TrainedHere(dataset=DIGITS_DATASET, train_images=trained.train_images,
+                       held_out_images=trained.held_out_images,
+                       held_out_accuracy=round(trained.held_out_accuracy, 2))
 
 
 def catalog_data(cache: AnalysisCache, analyse_missing: bool = True) -> CatalogResponse:
@@ -68,11 +83,58 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
     analysis = analysis_for(cache, entry, resolution)
     totals = _totals(analysis)
     layers = layers if layers is not None else _layers(analysis)
+    activations = 2 * totals.activation_bytes
     return ModelDetail(
         **card(entry, cache.get(entry).totals).model_dump(), totals=totals, flops=2 * totals.macs,
-        training_activation_bytes_estimate=2 * totals.activation_bytes,
+        training_activation_bytes_estimate=activations,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
+        training_memory=training_memory(totals.param_bytes, activations),
+        input_rule=input_rule(cache, entry),
     )
+
+
+def input_rule(cache: AnalysisCache, entry: ModelEntry) -> InputRule:
+    """The resolutions ``entry`` takes, kept beside its analyses: finding them costs a dozen traces
+    (up to ~2 s for the largest nets), once per model and library versions, not once per process."""
+    path = cache.directory / f"{entry.id}-input-rule-{cache.versions}.json"
+    try:
+        return InputRule.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        pass
+    rule = resolution_rule(entry)
+    found = InputRule(smallest=rule.smallest, only=rule.only, multiple_of=rule.multiple_of, reason=rule.reason)
+    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+    tmp.write_text(found.model_dump_json())
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return found
+
+
+# Per-parameter buffers each optimizer keeps (torch.optim docs): SGD none, momentum one, Adam/AdamW two moments.
+OPTIMIZER_STATE = (("SGD", 0), ("SGD with momentum", 1), ("Adam / AdamW", 2))
+
+
+def training_memory(param_bytes: int, activation_bytes: int) -> list[TrainingMemory]:
+    """Weights + gradients + optimizer state + activations kept for backward, per optimizer."""
+    rows = []
+    for name, buffers in OPTIMIZER_STATE:
+        state = buffers * param_bytes
+        rows.append(TrainingMemory(optimizer=name, state_per_weight=buffers, weights=param_bytes,
+                                   gradients=param_bytes, optimizer_state=state, activations=activation_bytes,
+                                   total=2 * param_bytes + state + activation_bytes))
+    return rows
+
+
+def resolution_refusal(entry: ModelEntry, resolution: int) -> str:
+    """Why ``entry`` refuses ``resolution`` and what it takes instead, in the course's words."""
+    rule = resolution_rule(entry)  # memoised in-process; refusals are rare
+    s = rule.smallest
+    if rule.only:
+        instead = f"Use {s}."
+    elif rule.multiple_of:
+        instead = f"Try {max(s, -(-resolution // rule.multiple_of) * rule.multiple_of)}."
+    else:
+        instead = f"The smallest it takes is {s}×{s}."
+    return f"{entry.name} cannot take input {resolution}×{resolution}: {rule.reason} {instead}"
 
 
 def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> LayersResponse:
@@ -83,11 +145,12 @@ def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None 
 
 
 # 1 to MAX_COMPARE ids, comma-separated: declared in the OpenAPI schema too.
-MODEL_LIST_PATTERN = rf"^\s*[a-z0-9_]+\s*(,\s*[a-z0-9_]+\s*){{0,{MAX_COMPARE - 1}}}$"
+MODEL_LIST_PATTERN = rf"^\s*[a-z0-9_.-]+\s*(,\s*[a-z0-9_.-]+\s*){{0,{MAX_COMPARE - 1}}}$"
 
 
 def parse_model_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",")]
+    """The ids in order, a repeated id merged into its first place (vgg16,vgg16 compares one model)."""
+    return list(dict.fromkeys(part.strip() for part in text.split(",")))
 
 
 def compare_item(cache: AnalysisCache, entry: ModelEntry) -> CompareItem:

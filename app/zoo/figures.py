@@ -17,12 +17,17 @@ PALETTE = qualitative.Plotly  # one colour per compared model
 COLOURS = {"params": "#2d6cdf", "macs": "#e07b24", "activations": "#2a9d6f", "pool": "#9aa3b5"}
 
 
+# Below the plot, clear of the buttons above it however many lines the names wrap to on a phone.
+LEGEND_BELOW = {"orientation": "h", "x": 0, "y": -0.1, "yanchor": "top"}
+
+
 def log_toggle(axes: list[str]) -> list[dict[str, Any]]:
     """Buttons that switch the given y axes between linear and log scale:
     one model's bars can dwarf another's."""
     def args(kind: str) -> dict[str, str]:
         return {f"{a}.type": kind for a in axes}
-    return [{"type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom",
+    # Top left: Plotly's own controls (the modebar) take the top right, the legend sits below the plot.
+    return [{"type": "buttons", "direction": "right", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom",
              "showactive": True, "pad": {"r": 0, "t": 0}, "font": {"size": 11},
              "buttons": [{"label": "linear", "method": "relayout", "args": [args("linear")]},
                          {"label": "log", "method": "relayout", "args": [args("log")]}]}]
@@ -160,7 +165,7 @@ def profile_figure(items: list[CompareItem]) -> dict[str, Any]:
         xaxis=axis("depth: conv and linear layers run so far", anchor="y2"),
         yaxis=axis("cumulative MACs (multiply-adds)", domain=[0.55, 1], rangemode="tozero"),
         yaxis2=axis("cumulative parameters (count)", domain=[0, 0.45], rangemode="tozero"),
-        legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"}, margin={"l": 80, "r": 20, "t": 40, "b": 50},
+        legend=LEGEND_BELOW, margin={"l": 80, "r": 20, "t": 40, "b": 50},
     )}
 
 
@@ -191,5 +196,5 @@ def stages_figure(items: list[CompareItem]) -> dict[str, Any]:
         yaxis=axis("MACs (multiply-adds)", domain=[0.70, 1], rangemode="tozero"),
         yaxis2=axis("parameters (count)", domain=[0.36, 0.64], rangemode="tozero"),
         yaxis3=axis("activations (bytes)", domain=[0, 0.30], rangemode="tozero"),
-        legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"}, margin={"l": 80, "r": 20, "t": 40, "b": 60},
+        legend=LEGEND_BELOW, margin={"l": 80, "r": 20, "t": 40, "b": 60},
     )}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.names import natural_key
 from app.zoo.schemas import CatalogResponse, CompareResponse, LayersResponse, ModelDetail
 from app.zoo.figures import architecture_figure, layer_costs_figure, profile_figure, stages_figure
 from app.zoo.layer_stats import table_rows
@@ -60,7 +61,7 @@ def compare_extras(compare: CompareResponse | None) -> dict[str, Any]:
     names = _names()
     extras: dict[str, Any] = {
         "chosen": chosen,
-        "choices": [(e.family.name, e.id, e.name) for e in sorted(list_models(), key=lambda e: (e.family.name, e.name))
+        "choices": [(e.family.name, e.id, e.name) for e in sorted(list_models(), key=lambda e: (natural_key(e.family.name), natural_key(e.name)))
                     if e.id not in chosen],
         "can_add": len(chosen) < MAX_COMPARE,
         "remove_links": {m: "/compare?models=" + ",".join(o for o in chosen if o != m) for m in chosen},

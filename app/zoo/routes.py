@@ -16,7 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.deps import analyse_missing, get_cache, get_warmup, lookup_entry
 from app.errors import InvalidParameter
 from app.schemas import Health, WarmupStatus
-from app.zoo.schemas import CatalogResponse, CompareResponse, LayersResponse, ModelDetail
+from app.zoo.graph import graph_data, graph_outline, graph_svg
+from app.zoo.schemas import CatalogResponse, CompareResponse, GraphResponse, LayersResponse, ModelDetail
 from app.zoo import pages as zoo_pages
 from app.analysis_cache import AnalysisCache
 from app.warmup import Warmup
@@ -75,6 +76,39 @@ def api_layers_csv(model_id: str, cache: Cache, resolution: Resolution = None) -
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+BlockIds = Annotated[str | None, Query(max_length=20_000, description=(
+    "Block ids (the graph's nodes of kind 'block'), comma-separated"))]
+Depth = Annotated[int | None, Query(ge=1, le=64, description=(
+    "Folding depth: blocks nested this deep or deeper are one node each (omitted: nothing folded)"))]
+
+
+def _graph(model_id: str, cache: AnalysisCache, resolution: int | None, depth: int | None, opened: str | None,
+           closed: str | None) -> GraphResponse:
+    def ids(text: str | None) -> frozenset[str]:
+        return frozenset(part.strip() for part in (text or "").split(",") if part.strip())
+
+    return graph_data(cache, lookup_entry(model_id), resolution, depth, ids(opened), ids(closed))
+
+
+@router.get("/api/models/{model_id}/graph", response_model=GraphResponse)
+def api_graph(model_id: str, cache: Cache, resolution: Resolution = None, depth: Depth = None,
+              opened: Annotated[BlockIds, Query(alias="open")] = None,
+              closed: Annotated[BlockIds, Query(alias="close")] = None) -> GraphResponse:
+    """The data flow between layers and functional ops (add, cat, mul, matmul ...), folded at ``depth``;
+    ``open``/``close`` open or close single blocks beyond that."""
+    return _graph(model_id, cache, resolution, depth, opened, closed)
+
+
+@router.get("/api/models/{model_id}/graph.svg", response_class=Response,
+            responses={200: {"content": {"image/svg+xml": {}}, "description": "The graph laid out by Graphviz."}})
+def api_graph_svg(model_id: str, cache: Cache, resolution: Resolution = None, depth: Depth = None,
+                  opened: Annotated[BlockIds, Query(alias="open")] = None,
+                  closed: Annotated[BlockIds, Query(alias="close")] = None) -> Response:
+    """The same graph laid out top to bottom by Graphviz: node i of the JSON is ``<g id="gn_i">``."""
+    graph = _graph(model_id, cache, resolution, depth, opened, closed)
+    return Response(graph_svg(graph), media_type="image/svg+xml")
+
+
 def _render(request: Request, template: str, context: dict) -> HTMLResponse:
     return request.app.state.templates.TemplateResponse(request, template, context)
 
@@ -90,11 +124,23 @@ def catalog_page(request: Request, cache: Cache, complete: AnalyseMissing, warmu
 
 @router.get("/models/{model_id}", response_class=HTMLResponse, include_in_schema=False)
 def model_page(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> HTMLResponse:
+    """A resolution the model can't take keeps the reader on this page (422): the model at its own
+    size, the form holding what they typed, and why, beside it."""
     entry = lookup_entry(model_id)
-    layers = layers_data(cache, entry, resolution)
+    refused = None
+    try:
+        layers = layers_data(cache, entry, resolution)
+    except InvalidParameter as exc:
+        refused, resolution = {"value": resolution, "message": exc.message}, None
+        layers = layers_data(cache, entry)
     model = model_data(cache, entry, resolution, layers.layers)
-    return _render(request, "model.html", {"model": model, "layers": layers, "resolution": resolution,
-                                           **zoo_pages.model_extras(model, layers)})
+    response = _render(request, "model.html", {"model": model, "layers": layers, "resolution": resolution,
+                                               "refused": refused, "max_resolution": MAX_RESOLUTION,
+                                               "graph": graph_outline(cache, entry, resolution),
+                                               **zoo_pages.model_extras(model, layers)})
+    if refused:
+        response.status_code = 422
+    return response
 
 
 @router.get("/compare", response_class=HTMLResponse, include_in_schema=False)

@@ -47,6 +47,9 @@ class Layer(BaseModel):
     # the output is not a map of the input.
     receptive_field: int | None = None
     jump: int | None = None
+    # Every position of the input is mixed into each element (global pooling, attention over all
+    # tokens, a linear layer over the whole map): the field is the whole input and grows no more.
+    receptive_field_global: bool = False
     formulas: list[Formula] = []
 
 
@@ -77,13 +80,39 @@ class ProfilePoint(BaseModel):
     macs: int
 
 
+class TrainingMemory(BaseModel):
+    """What one training step holds besides the batch, in bytes at the parameters' dtype: one weight
+    copy, one gradient per weight, the optimizer's per-weight state (torch.optim: SGD keeps none,
+    momentum one buffer, Adam/AdamW two moments) and the activations kept for backward (the
+    estimate above, for one image)."""
+    optimizer: str
+    state_per_weight: int  # optimizer buffers per parameter
+    weights: int
+    gradients: int
+    optimizer_state: int
+    activations: int
+    total: int
+
+
+class InputRule(BaseModel):
+    """The resolutions the model takes (models/resolution.py): what the page's resolution box allows."""
+    smallest: int
+    only: bool
+    multiple_of: int | None
+    reason: str
+
+
 class ModelDetail(ModelCard):
     totals: Totals
     flops: int  # 2 x MACs
-    training_activation_bytes_estimate: int  # forward activations kept for backward, plus their gradients
+    # Activations only: forward activations kept for backward, plus their gradients (one image).
+    training_activation_bytes_estimate: int
     # Extensions: the input analysed (?resolution=N) and the cost per stage.
     input_shape: list[int] = []
     stages: list[Stage] = []
+    # Extensions (issue 17): all a training step holds, per optimizer; the resolutions the model takes.
+    training_memory: list[TrainingMemory] = []
+    input_rule: InputRule | None = None
 
 
 class CatalogResponse(BaseModel):
@@ -100,3 +129,44 @@ class CompareItem(ModelCard):
 
 class CompareResponse(BaseModel):
     models: list[CompareItem]
+
+
+class GraphNode(BaseModel):
+    """A node of the data-flow graph (models/graph.py): the network input, a
+    layer (module call), a functional op (``add``, ``cat``, ``mul``,
+    ``matmul`` ... whose ``path`` is the block it runs in), or a block
+    (``kind`` "block"; ``folded``: drawn closed as one node with its summed
+    costs, ``contains`` layers and ops). ``parent``: id of the enclosing
+    block call; ``row``: index of the module call's row in ``/layers``."""
+    id: str
+    kind: str
+    path: str
+    type: str
+    output_shape: list[int] | None
+    params: int
+    macs: int
+    receptive_field: int | None
+    parent: str | None
+    depth: int
+    row: int | None
+    folded: bool = False
+    contains: int = 0
+
+
+class GraphEdge(BaseModel):
+    source: str
+    target: str
+
+
+class GraphResponse(BaseModel):
+    """The graph at one folding: ``depth`` (None: nothing folded) with the
+    blocks in ``opened``/``closed`` overriding it; ``blocks``: the open blocks
+    that hold the nodes (drawn as frames)."""
+    id: str
+    input_shape: list[int]
+    depth: int | None
+    max_depth: int
+    suggested_depth: int
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    blocks: list[GraphNode]

@@ -29,9 +29,10 @@
   table.querySelectorAll("button.sort").forEach((button) => button.addEventListener("click", () => {
     const col = Number(button.dataset.col);
     const numeric = button.dataset.type === "num";
-    const ascending = button.getAttribute("aria-sort") !== "ascending";
-    table.querySelectorAll("button.sort").forEach((b) => b.removeAttribute("aria-sort"));
-    button.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    // aria-sort belongs on the column header, where screen readers announce it.
+    const ascending = button.closest("th").getAttribute("aria-sort") !== "ascending";
+    table.querySelectorAll("th[aria-sort]").forEach((th) => th.removeAttribute("aria-sort"));
+    button.closest("th").setAttribute("aria-sort", ascending ? "ascending" : "descending");
     const key = (row) => row.cells[col].dataset.value;
     const rows = Array.from(body.rows);
     rows.sort((a, b) => {

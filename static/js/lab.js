@@ -23,6 +23,16 @@
   }
 
   const cell = (field, value) => el("td", { "data-field": field }, value);
+  function saving(after, before) {
+    const pct = Math.round(100 * (1 - after / before));
+    return pct > 0 ? `${pct}% fewer weights` : pct < 0 ? `${-pct}% more weights` : "as many weights";
+  }
+  // before / after as words that notice the direction: "cut weights 3.02x", "raise MACs 1.25x", "leave ... unchanged".
+  function change(what, beforeOverAfter) {
+    const r = Number(beforeOverAfter);
+    if (Math.abs(r - 1) < 0.005) return `leave ${what} unchanged`;
+    return r > 1 ? `cut ${what} ${ratio(r)}x` : `raise ${what} ${ratio(1 / r)}x`;
+  }
 
   function fill(section, slot, ...nodes) {
     section.querySelector(`[data-slot="${slot}"]`).replaceChildren(...nodes);
@@ -79,8 +89,8 @@
       fill(section, "naive", ...inceptionTable(d.naive, "naive"));
       fill(section, "reduced", ...inceptionTable(d.reduced, "reduced"));
       showClaims(section);
-      fill(section, "summary", `The reductions cut weights ${ratio(d.weights_ratio)}x and multiply-adds `,
-        `${ratio(d.macs_ratio)}x; output depth ${d.naive.output_shape[0]} (naive) vs ${d.reduced.output_shape[0]}.`);
+      fill(section, "summary", `The reductions ${change("weights", d.weights_ratio)} and `,
+        `${change("multiply-adds", d.macs_ratio)}; output depth ${d.naive.output_shape[0]} (naive) vs ${d.reduced.output_shape[0]}.`);
       drawFigure(section, d.figure);
     },
     "output-size"(section, d) {
@@ -98,23 +108,25 @@
         `(${fmt(d.single.weights)} vs ${fmt(d.stack.weights)}).`);
     },
     "receptive-growth"(section, d) {
-      const last = d.points[d.points.length - 1];
-      const map = [...d.points].reverse().find((p) => p.output_shape && p.output_shape.length === 4) || last;
+      const map = d.last_feature_map;
+      const mixer = d.points.find((p) => p.receptive_field_global);
       const link = el("a", { href: `/models/${d.model}` }, d.name);
-      fill(section, "summary", link, `: each cell of its last feature map (${map.path}) sees `,
-        `${map.receptive_field} x ${map.receptive_field} input pixels, neighbours ${map.jump} pixels apart; `,
-        `its final output sees ${last.receptive_field} x ${last.receptive_field} (the input is `,
-        `${d.input_size} x ${d.input_size}). ${d.points.length} layers widen the view.`);
+      const mapText = map ? `: each cell of its last feature map (${map.path}, before any layer mixes all positions) sees ` +
+        `${map.receptive_field} x ${map.receptive_field} input pixels, neighbours ${map.jump} pixels apart; ` : ": ";
+      const mixText = mixer ? `from ${mixer.path} (${mixer.type}) on, every output mixes all positions and so sees ` +
+        `the whole ${d.input_size} x ${d.input_size} input.` : `the input is ${d.input_size} x ${d.input_size}.`;
+      fill(section, "summary", link, mapText, mixText, ` ${d.points.length} layers widen the view.`);
       fill(section, "table", table(["layer", "type", "output", "receptive field", "jump"], d.points.map((p) => [
         p.path, p.type, p.output_shape ? p.output_shape.slice(1).join(" x ") : "—",
-        cell(`rf-${p.path}`, String(p.receptive_field)), cell(`jump-${p.path}`, String(p.jump))])));
+        cell(`rf-${p.path}`, p.receptive_field_global ? `${p.receptive_field} (global: the whole input)` : String(p.receptive_field)),
+        cell(`jump-${p.path}`, String(p.jump))])));
       drawFigure(section, d.figure);
     },
     factorised(section, d) {
       const base = d.variants[0];
       const rows = d.variants.map((v, i) => [v.name, v.layers.map((l) => l.kind).join(" + "),
         cell(`variant${i}-weights`, fmt(v.weights)), fmt(v.macs), `${v.receptive_field} x ${v.receptive_field}`,
-        i === 0 ? "—" : `${Math.round(100 * (1 - v.weights / base.weights))}% fewer weights`]);
+        i === 0 ? "—" : saving(v.weights, base.weights)]);
       fill(section, "table", table(["variant", "layers", "weights", "MACs", "receptive field", "saving"], rows));
     },
     separable(section, d) {

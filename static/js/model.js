@@ -35,11 +35,8 @@
     refresh();
   });
 
-  // A link to one row (#layer-PATH, as /lab/numbers gives them) opens the blocks above it.
-  function showTarget() {
-    const id = decodeURIComponent(location.hash.slice(1));
-    const target = id.startsWith("layer-") ? document.getElementById(id) : null;
-    if (!target) return;
+  // Show one row: open the blocks above it, mark it, scroll to it.
+  function reveal(target) {
     for (const row of rows) {
       if (row.classList.contains("block") && target.dataset.path.startsWith(row.dataset.path + ".")) setOpen(row, true);
       row.classList.toggle("target", row === target);
@@ -47,6 +44,15 @@
     refresh();
     target.scrollIntoView({ block: "center" });
   }
+
+  // A link to one row (#layer-PATH, as /lab/numbers gives them).
+  function showTarget() {
+    const id = decodeURIComponent(location.hash.slice(1));
+    const target = id.startsWith("layer-") ? document.getElementById(id) : null;
+    if (target) reveal(target);
+  }
+  // The graph view asks for one row by index (a module called twice has two rows of one path).
+  document.getElementById("layer-table").addEventListener("reveal-row", (event) => reveal(rows[event.detail.row]));
   window.addEventListener("hashchange", showTarget);
   showTarget();
 
@@ -89,4 +95,58 @@
       })
       .catch(() => { lecture.hidden = true; });
   }
+})();
+
+// "Fetch weights": start the download on the server and follow its progress.
+(function () {
+  const box = document.getElementById("weights-fetch");
+  if (!box) return;
+  const button = document.getElementById("fetch-weights");
+  const bar = document.getElementById("fetch-progress");
+  const message = document.getElementById("fetch-message");
+  const badge = document.querySelector("#card .badge");
+  const mb = (n) => (n / 1e6).toFixed(1);
+
+  function show(job) {
+    if (job.fraction !== null) { bar.value = job.fraction; } else { bar.removeAttribute("value"); }
+    if (job.status === "done") {
+      bar.value = 1;
+      message.textContent = "Weights fetched: this model can predict now.";
+      badge.textContent = job.weights;
+      badge.className = `badge weights-${job.weights}`;
+      button.hidden = true;
+    } else if (job.status === "failed") {
+      message.textContent = job.error;
+      button.disabled = false;
+    } else {
+      message.textContent = job.total_bytes ? `${mb(job.received_bytes)} of ${mb(job.total_bytes)} MB`
+        : `${mb(job.received_bytes)} MB`;
+    }
+  }
+
+  async function follow(url) {
+    while (true) {
+      const response = await fetch(url);
+      const job = await response.json();
+      if (!response.ok) { message.textContent = job.error.message; button.disabled = false; return; }
+      show(job);
+      if (job.status === "done" || job.status === "failed") return;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    message.textContent = "Starting…";
+    const response = await fetch(`/api/models/${box.dataset.model}/weights/fetch`, { method: "POST" });
+    const body = await response.json();
+    if (!response.ok) {
+      message.textContent = body.error.message;
+      button.disabled = false;
+      return;
+    }
+    bar.hidden = false;
+    show(body);
+    if (body.status !== "done") follow(response.headers.get("Location"));
+  });
 })();

@@ -7,6 +7,18 @@
   const names = Object.fromEntries(data.models.map((m) => [m.id, m.name]));
   const $ = (id) => document.getElementById(id);
   let current = null;  // the Blob being shown
+  let run = 0;  // the latest request: an older answer arriving late is dropped
+
+  // A result never stays beside input it was not computed from: cleared when
+  // the image or model changes, and again when the new request fails.
+  function clearResult() {
+    const chart = $("chart-main");
+    Plotly.purge(chart);
+    delete chart.dataset.model;
+    delete chart.dataset.top1;
+    $("timing").textContent = "";
+    $("compare-grid").replaceChildren();
+  }
 
   function draw(target, body) {
     const fig = JSON.parse(JSON.stringify(figure));
@@ -34,10 +46,13 @@
   async function runMain() {
     if (!current) return;
     const model = $("model-select").value;
+    const mine = ++run;
+    clearResult();
     $("status").textContent = "Predicting with " + names[model] + "…";
     $("status").classList.remove("error");
     try {
       const body = await predict(model);
+      if (mine !== run) return;
       draw($("chart-main"), body);
       const t = body.timing_ms;
       $("status").textContent = "Top-" + body.predictions.length + " of " + names[model] + ":";
@@ -45,6 +60,8 @@
         t.inference.toFixed(1) + " ms (batch of " + body.batch_size + ") on " + body.device +
         ", total " + t.total.toFixed(1) + " ms";
     } catch (err) {
+      if (mine !== run) return;
+      clearResult();
       $("status").textContent = err.message;
       $("status").classList.add("error");
     }
@@ -54,6 +71,7 @@
     if (!current) return;
     const grid = $("compare-grid");
     grid.replaceChildren();
+    grid.classList.remove("stale");
     const models = [...document.querySelectorAll("#compare-pick input:checked")].map((el) => el.value);
     await Promise.all(models.map(async (model) => {
       const cell = document.createElement("div");
@@ -70,6 +88,7 @@
 
   function show(blob) {
     current = blob;
+    clearResult();
     const preview = $("preview");
     if (preview.src.startsWith("blob:")) URL.revokeObjectURL(preview.src);
     preview.src = URL.createObjectURL(blob);
@@ -81,6 +100,8 @@
   $("file-input").addEventListener("change", (e) => e.target.files[0] && show(e.target.files[0]));
   $("model-select").addEventListener("change", runMain);
   $("compare-run").addEventListener("click", runCompare);
+  // Ticks changed: the side-by-side results are for the old set until run again.
+  $("compare-pick").addEventListener("change", () => $("compare-grid").classList.add("stale"));
   const zone = $("dropzone");
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));

@@ -346,7 +346,7 @@ def test_receptive_growth_follows_the_layers_json(client):
     body = client.get("/api/lab/receptive-growth", params={"model": "vgg16"}).json()
     points = {p["path"]: (p["receptive_field"], p["jump"]) for p in body["points"]}
     assert points["features.0"] == (3, 1) and points["features.2"] == (5, 1) and points["features.4"] == (6, 2)
-    assert points["features.30"] == (212, 32) and points["classifier.0"] == (404, 224)
+    assert points["features.30"] == (212, 32) and points["classifier.0"] == (224, 224)  # FC6 mixes the whole map: the whole input
     assert "features.1" not in points  # a ReLU widens nothing
     layers = {row["path"]: row for row in client.get("/api/models/vgg16/layers").json()["layers"]}
     for path, (rf, jump) in points.items():

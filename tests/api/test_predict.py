@@ -117,7 +117,7 @@ def test_wrong_topk(client, photos, topk):
 
 def test_unknown_model_and_models_without_weights(client, photos):
     assert_error(predict(client, photos["coffee"], model="resnet9000"), 404, "unknown_model")
-    for model in ("vgg16", "lenet5", "inception_v4"):
+    for model in ("vgg16", "nin", "inception_v4"):
         response = predict(client, photos["coffee"], model=model)
         assert_error(response, 409, "weights_unavailable")
     assert "convzoo weights fetch vgg16" in predict(client, photos["coffee"], model="vgg16").json()["error"]["message"]
@@ -298,9 +298,10 @@ def test_page_data_equals_its_json_twin(client):
     by_id = {m["id"]: m for m in api["models"]}
     assert by_id["efficientnet_lite0"]["available"] and api["default_model"] == "efficientnet_lite0"
     assert not by_id["vgg16"]["available"] and "convzoo weights fetch vgg16" in by_id["vgg16"]["reason"]
-    assert by_id["lenet5"]["preprocessing"] is None
-    assert by_id["resnet50"]["preprocessing"] == {"resize": 232, "crop": 224, "interpolation": "bilinear",
-                                                  "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert by_id["nin"]["preprocessing"] is None
+    assert by_id["resnet50"]["preprocessing"] == {
+        "kind": "image", "input_size": [3, 224, 224], "resize": 232, "crop": 224, "interpolation": "bilinear",
+        "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "description": None}
     assert sorted(by_id) == sorted(entry.id for entry in list_models())
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 import torch
 import torchvision
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
 from PIL import Image
 
 from app.main import create_app
@@ -39,6 +40,10 @@ def two_model_server(tmp_path_factory, photos):
     torch.save(torchvision.models.squeezenet1_1().state_dict(), path)
     app = create_app(make_settings(max_batch_size=8, max_queue=64, loaded_models=2))
     with serving(app) as base_url:
+        for model in ("efficientnet_lite0", "squeezenet1_1"):  # loaded, exported to ONNX the first time
+            response = httpx.post(f"{base_url}/api/predict", files={"file": ("photo", photos["chelsea"].read_bytes())},
+                                  data={"model": model}, timeout=300)
+            assert response.status_code == 200, response.text
         yield base_url
     patch.undo()
 
@@ -137,3 +142,67 @@ def test_fuzzed_uploads_never_break_the_server(fuzz_server, seeds, upload, conte
     if response.status_code != 200:
         assert response.json()["error"]["code"] in {"invalid_image", "too_large", "invalid_parameter"}
     assert httpx.get(f"{fuzz_server}/api/health", timeout=TIMEOUT_S).status_code == 200
+
+
+# -- bounded cost per prediction (issue 11, item 4) ----------------------------
+
+FUZZ_PIXELS = 4_000_000  # fuzz_server's max_image_pixels
+
+
+def _solid(width: int, height: int, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def _cost(base_url: str, data: bytes) -> tuple[float, int]:
+    """(decode + preprocess ms as the server reports it, peak RSS growth of this
+    process, which serves the app in a thread, over the request)."""
+    from models.speed_backends import CpuBackend
+
+    memory = CpuBackend(torch.device("cpu"))
+    reset_ok = memory.reset_peak()
+    response = httpx.post(f"{base_url}/api/predict", files={"file": ("upload", data)}, timeout=TIMEOUT_S)
+    assert response.status_code == 200, response.text
+    peak = memory.peak_bytes(reset_ok)
+    assert peak is not None, "this kernel does not let VmHWM be reset"
+    return response.json()["timing_ms"]["preprocess"], peak
+
+
+@pytest.fixture(scope="module")
+def normal_cost(fuzz_server, photos) -> tuple[float, int]:
+    """The most a normally shaped upload costs here: the worse of a real photo
+    and a square image at the pixel limit (medians of 3), once the default
+    model is loaded (a first export to ONNX may take a while)."""
+    deadline = time.monotonic() + 300
+    while not httpx.get(f"{fuzz_server}/api/predict/worker").json()["loaded_models"]:
+        assert time.monotonic() < deadline, "the default model did not load"
+        time.sleep(0.2)
+    square = _solid(2000, 2000, "PNG")
+    costs = [sorted(_cost(fuzz_server, data) for _ in range(3))[1]
+             for data in (photos["grace_hopper"].read_bytes(), square)]
+    return max(c[0] for c in costs), max(c[1] for c in costs)
+
+
+shapes = st.tuples(st.integers(1, FUZZ_PIXELS), st.booleans(), st.sampled_from(["PNG", "JPEG"])).flatmap(
+    lambda t: st.tuples(st.just(min(t[0], 65000) if t[2] == "JPEG" else t[0]),
+                        st.integers(1, max(1, FUZZ_PIXELS // t[0])), st.just(t[1]), st.just(t[2])))
+
+
+@given(shape=shapes)
+@example(shape=(4000, 1, True, "PNG"))  # the issue's 118-byte strip
+@example(shape=(4_000_000, 1, False, "PNG"))
+@example(shape=(65000, 61, True, "JPEG"))
+@example(shape=(1, 1, True, "PNG"))
+@hypothesis_settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_shape_costs_about_what_a_normal_photo_does(fuzz_server, normal_cost, shape):
+    """Strips (4,000,000 x 1), tiny sides, huge sides within the pixel limit:
+    preprocessing works on the model's crop, so neither time nor memory grows
+    with the shape (the shorter-side-first resize made a 4000x1 PNG cost ~1 GB)."""
+    long_side, short_side, wide, fmt = shape
+    width, height = (long_side, short_side) if wide else (short_side, long_side)
+    data = _solid(width, height, fmt)
+    preprocess_ms, peak = _cost(fuzz_server, data)
+    normal_ms, normal_peak = normal_cost
+    assert preprocess_ms <= 3 * normal_ms + 25, (width, height, fmt, preprocess_ms, normal_ms)
+    assert peak <= 2 * normal_peak + 32 * 2**20, (width, height, fmt, peak, normal_peak)

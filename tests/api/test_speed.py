@@ -169,7 +169,7 @@ def test_speed_page_json_twin_and_budget(client, measured):
     assert body["budget"]["fitting"] == len(fitting)
     assert rows[body["budget"]["best"]]["top1"] == max(r["top1"] for r in fitting)
     assert client.get("/api/speed?budget_ms=0.000001").json()["budget"] == {
-        "budget_ms": 0.000001, "best": None, "fitting": 0}
+        "budget_ms": 0.000001, "best": None, "fitting": 0, "runtime": None, "latency_ms": None}
 
     html = client.get("/speed?budget_ms=1000000").text
     embedded = re.search(r'<script type="application/json" id="speed-data">(.*?)</script>', html, re.S).group(1)
@@ -193,7 +193,8 @@ def test_fit_frontier_and_budget_rules():
     from app.speed.data import SpeedRow
 
     def row(i, macs, ms, top1):
-        return SpeedRow(id=f"m{i}", name=f"M{i}", family="F", top1=top1, measured=True, macs=macs, latency_ms=ms)
+        return SpeedRow(id=f"m{i}", name=f"M{i}", family="F", top1=top1, measured=True, macs=macs, latency_ms=ms,
+                        fastest_ms=ms, fastest_runtime="eager")
 
     rows = [row(1, 10**6, 1.0, 60.0), row(2, 10**8, 10.0, 70.0), row(3, 10**7, 20.0, 65.0), row(4, 10**9, 30.0, 80.0)]
     exact = fit_latency([row(i, 10 ** (6 + i), 2 * 10 ** (0.5 * i), 50.0) for i in range(4)])
@@ -202,6 +203,10 @@ def test_fit_frontier_and_budget_rules():
     assert frontier(rows) == ["m1", "m2", "m4"]  # m3 is slower and less accurate than m2
     assert best_under(rows, 25.0).best == "m2" and best_under(rows, 25.0).fitting == 3
     assert best_under(rows, 0.5).best is None
+    # m4 runs in 12 ms on ONNX Runtime: within 25 ms on that runtime, it is the best.
+    rows[3] = rows[3].model_copy(update={"fastest_ms": 12.0, "fastest_runtime": "ONNX Runtime"})
+    answer = best_under(rows, 25.0)
+    assert (answer.best, answer.runtime, answer.latency_ms, answer.fitting) == ("m4", "ONNX Runtime", 12.0, 4)
 
 
 def test_cli_bench_json_and_table(capsys, tmp_path, monkeypatch):
@@ -213,7 +218,48 @@ def test_cli_bench_json_and_table(capsys, tmp_path, monkeypatch):
     assert list(tmp_path.glob("speed/*/squeezenet1_1.json"))  # saved for the app
     assert main([*argv, "--no-save"]) == 0
     table = capsys.readouterr().out
-    assert re.search(r"squeezenet1_1\s+64x64\s+1\s+[\d.]+", table) and "images/s" in table
+    assert re.search(r"squeezenet1_1\s+float32\s+64x64\s+1\s+[\d.]+", table) and "images/s" in table
     assert main(["bench", "nope"]) == 2
     assert main(["bench", "squeezenet1_1", "--device", "tpu"]) == 2
     assert main(["bench", "squeezenet1_1", "--dtype", "float16"]) == 2
+
+
+def test_onnx_runtime_beside_eager_on_the_page_and_in_the_budget(client, measured):
+    """The same constant weights measured on ONNX Runtime: its own cached result,
+    listed beside eager for the model, and the budget answer uses the faster."""
+    response = client.post("/api/models/squeezenet1_1/speed", json={**TINY, "runtime": "onnxruntime"})
+    job = wait(client, response.json()["id"], timeout_s=300)
+    assert job["status"] == "done", job
+    result = job["result"]
+    assert result["runtime"] == "onnxruntime" and result["variant"] == "float32-onnxruntime"
+    assert re.search(r"ONNX Runtime [\d.]+, CPU provider: logits within", result["runtime_detail"])
+    assert all(b["images_per_s"] > 0 and b["p90_ms"] >= b["median_ms"] for b in result["batches"])
+
+    model = client.get("/api/models/squeezenet1_1/speed").json()
+    by_variant = {r["variant"]: r for r in model["runtimes"]}
+    assert list(by_variant) == ["float32", "float32-onnxruntime"]  # eager first
+    eager_ms = measured["result"]["batches"][0]["median_ms"]
+    ort_ms = result["batches"][0]["median_ms"]
+    assert by_variant["float32-onnxruntime"]["latency_ms"] == ort_ms
+    assert by_variant["float32-onnxruntime"]["vs_eager"] == pytest.approx(eager_ms / ort_ms)
+    assert by_variant["float32-onnxruntime"]["label"] == "ONNX Runtime"
+    assert client.get("/api/models/squeezenet1_1/speed/figure").json()["runtimes"] == model["runtimes"]
+
+    page = client.get("/api/speed?runtime=onnxruntime").json()
+    row = next(r for r in page["rows"] if r["id"] == "squeezenet1_1")
+    assert page["runtime"] == "onnxruntime" and row["variant"] == "float32-onnxruntime" and row["latency_ms"] == ort_ms
+    assert row["runtimes"] == model["runtimes"]
+    assert row["fastest_ms"] == min(eager_ms, ort_ms)
+    # A budget between the two latencies: the model fits only on the faster runtime.
+    faster, slower = sorted([(eager_ms, "eager"), (ort_ms, "ONNX Runtime")])
+    budget = (faster[0] + slower[0]) / 2
+    rows_fitting = [r for r in client.get(f"/api/speed?budget_ms={budget}").json()["rows"]
+                    if r["fastest_ms"] and r["top1"] is not None and r["fastest_ms"] <= budget]
+    answer = client.get(f"/api/speed?budget_ms={budget}").json()["budget"]
+    assert answer["fitting"] == len(rows_fitting) and "squeezenet1_1" in {r["id"] for r in rows_fitting}
+    if answer["best"] == "squeezenet1_1":
+        assert (answer["runtime"], answer["latency_ms"]) == (faster[1], faster[0])
+    html = client.get("/speed").text
+    assert 'class="speed-runtimes-all"' in html and '<tr data-id="squeezenet1_1">' in html
+    assert client.post("/api/models/squeezenet1_1/speed", json={**TINY, "runtime": "onnxruntime",
+                                                                  "dtype": "bfloat16"}).status_code == 422

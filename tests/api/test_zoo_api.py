@@ -38,14 +38,16 @@ def test_catalog_holds_every_torchvision_model_and_the_course_extras(catalog):
     assert len(TORCHVISION_IDS) == 80
     assert set(TORCHVISION_IDS) <= set(catalog)
     extras = {"lenet5", "alexnet_paper", "zfnet", "nin", "inception_v4", "inception_resnet_v2", "xception",
-              "nasnetalarge", "senet154", "mobilenet_v1", "efficientnet_lite0"}
+              "nasnetalarge", "senet154", "mobilenet_v1", "efficientnet_lite0",
+              "efficientnet_lite1", "efficientnet_lite2"}
     assert extras <= set(catalog)
     for card in catalog.values():
         assert CARD_FIELDS <= set(card)
         assert card["source"] in {"torchvision", "timm", "classic"}
         assert card["weights"] in {"available", "downloadable", "none"}
         assert isinstance(card["params"], int) and isinstance(card["macs"], int)
-    assert catalog["efficientnet_lite0"]["weights"] == "available"
+    assert {catalog[f"efficientnet_lite{i}"]["weights"] for i in range(3)} == {"available"}
+    assert [catalog[f"efficientnet_lite{i}"]["top1"] for i in range(3)] == [75.1, 76.7, 77.6]
     assert catalog["lenet5"]["top1"] is None and catalog["lenet5"]["accuracy_source"] is None
 
 

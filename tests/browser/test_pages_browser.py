@@ -31,7 +31,7 @@ def _visible_ids(page) -> list[str]:
 def test_catalog_filters_and_sorts(page, live_server, cards):
     p = page.page
     p.goto(f"{live_server}/")
-    assert len(_visible_ids(p)) == len(cards) == 92
+    assert len(_visible_ids(p)) == len(cards) == 94
     page.screenshot("catalog")
 
     p.fill("#catalog-search", "vgg")

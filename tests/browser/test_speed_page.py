@@ -73,3 +73,27 @@ def test_measure_from_the_speed_table_then_charts_and_budget(page, live_server, 
     p.fill(".speed-budget input[name=budget_ms]", "100000")
     page.screenshot("speed-page")
     page.assert_clean()
+
+
+def test_a_models_runtimes_side_by_side(page, live_server):
+    """Measured from the section on eager PyTorch and then on ONNX Runtime
+    (the runtime select): the section's table lists both, eager first."""
+    p = page.page
+    p.goto(f"{live_server}/speed?model=mnasnet0_75#detail")
+    section = ".speed-model"
+    p.wait_for_selector(f"{section} .speed-status:has-text('Not measured')")
+    assert p.is_hidden(f"{section} .speed-runtimes")
+    _options(p, section, "1,2", 64)
+    for runtime, variant in (("eager", "float32"), ("onnxruntime", "float32-onnxruntime")):
+        p.select_option(f"{section} [name=runtime]", runtime)
+        p.click(f"{section} .speed-measure")  # the table is redrawn once the job is done
+        p.wait_for_selector(f"{section} .speed-runtimes tbody tr[data-variant='{variant}']", timeout=300_000)
+    rows = p.locator(f"{section} .speed-runtimes tbody tr")
+    assert [rows.nth(i).get_attribute("data-variant") for i in range(rows.count())] == [
+        "float32", "float32-onnxruntime"]
+    cells = [rows.nth(1).locator("td").nth(i).inner_text() for i in range(4)]
+    assert cells[0] == "ONNX Runtime" and re.fullmatch(r"[\d.]+", cells[1])
+    assert re.fullmatch(r"[\d.]+ @ [12]", cells[2]) and re.fullmatch(r"[\d.]+×", cells[3])
+    assert "float32-onnxruntime" in p.text_content(f"{section} .speed-figure .legend")
+    page.screenshot("speed-model-runtimes")
+    page.assert_clean()

@@ -150,7 +150,7 @@ def test_googlenet_without_aux_heads_and_inception_v3_with_its_aux_head_not_run(
 @pytest.mark.parametrize("model_id, params", [
     ("inception_v4", 42_679_816), ("inception_resnet_v2", 55_843_464), ("xception", 22_855_952),
     ("nasnetalarge", 88_753_150), ("senet154", 115_088_984), ("mobilenet_v1", 4_231_976),
-    ("efficientnet_lite0", 4_652_008),
+    ("efficientnet_lite0", 4_652_008), ("efficientnet_lite1", 5_416_680), ("efficientnet_lite2", 6_092_072),
 ])
 def test_timm_models_match_timm(model_id, params):
     import timm

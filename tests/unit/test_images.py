@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from app.errors import InvalidImage, TooLarge, UnsupportedImage
-from app.predict.images import decode_image
+from app.images import decode_image
 
 LIMIT = 50_000_000
 
@@ -120,3 +120,53 @@ def hostile(photos, case: str) -> bytes:
     if case == "eps":  # Pillow could open it, via Ghostscript: not on our list
         return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
     raise ValueError(case)
+
+
+# -- reduced decoding and one-step preprocessing ------------------------------
+
+def test_large_jpegs_decode_reduced_keeping_both_sides_at_least_min_side(photos):
+    big = decode_image(photos["grace_hopper"].read_bytes(), LIMIT).resize((4096, 3072))
+    data = encode(big, "JPEG", quality=90)
+    assert decode_image(data, LIMIT).size == (4096, 3072)
+    assert decode_image(data, LIMIT, min_side=256).size == (512, 384)  # libjpeg's 1/8
+    assert decode_image(data, LIMIT, min_side=400).size == (1024, 768)  # 1/4: 1/8 would go under 400
+    assert decode_image(encode(big, "PNG"), LIMIT, min_side=256).size == (4096, 3072)  # only JPEG
+
+
+def test_one_step_preprocessing_matches_torchvisions_two_steps(photos):
+    """The crop's source box resampled once vs resize-shorter-side then
+    centre-crop (torchvision's eval transform): nearly the same tensor, and
+    the same top-5 from the packaged EfficientNet-Lite0."""
+    import torch
+    import torchvision.transforms.functional as F
+    from torchvision.transforms import InterpolationMode
+
+    from models.preprocess import preprocessing_for
+    from models.registry import get_entry
+    from models.weights import load_pretrained
+
+    entry = get_entry("efficientnet_lite0")
+    pre = preprocessing_for(entry)
+    model = load_pretrained(entry, "cpu")
+    for name in ("chelsea", "coffee", "rocket", "astronaut", "motorcycle", "grace_hopper"):
+        image = decode_image(photos[name].read_bytes(), LIMIT)
+        two_step = F.center_crop(F.resize(image, [pre.resize], InterpolationMode(pre.interpolation)), [pre.crop])
+        reference = F.normalize(F.pil_to_tensor(two_step).float() / 255, list(pre.mean), list(pre.std))
+        ours = pre(image)
+        assert ours.shape == reference.shape == (3, pre.crop, pre.crop) and ours.is_contiguous()
+        assert (ours - reference).abs().mean() < 0.06, name
+        with torch.inference_mode():
+            top = model(torch.stack([ours, reference])).topk(5).indices
+        assert top[0].tolist() == top[1].tolist(), name
+
+
+@pytest.mark.parametrize("size", [(4000, 1), (1, 4000), (1, 1), (3, 100_000)])
+def test_preprocessing_of_extreme_shapes_gives_the_crop(size):
+    from models.preprocess import preprocessing_for
+    from models.registry import get_entry
+
+    pre = preprocessing_for(get_entry("efficientnet_lite0"))
+    tensor = pre(Image.new("RGB", size, (10, 200, 30)))
+    assert tensor.shape == (3, pre.crop, pre.crop) and bool(tensor.isfinite().all())
+    # A solid colour stays that colour, normalised with mean = std = 0.5.
+    assert tensor[:, 100, 100].tolist() == pytest.approx([(v / 255 - 0.5) / 0.5 for v in (10, 200, 30)], abs=1e-5)

@@ -5,6 +5,8 @@ from the session's analysis cache, shared with the other tests."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -39,8 +41,9 @@ def test_vgg16_receptive_fields(by_path):
     assert rf["features.30"] == (212, 32)
     assert rf["features"] == (212, 32)
     assert rf["avgpool"] == (212, 32)  # 7x7 -> 7x7: the identity
-    # FC6 sees the whole 7x7 map: 212 + 6 * 32.
-    assert rf["classifier.0"] == (404, 224)
+    # FC6 mixes the whole 7x7 map: from there on each unit sees the whole 224-pixel input, no more.
+    assert rf["classifier.0"] == (224, 224)
+    assert rf["classifier.6"] == (224, 224)
 
 
 def test_alexnet_paper_receptive_fields(by_path):
@@ -130,8 +133,57 @@ def test_transformers_stay_finite(by_path, model_id):
     rf = by_path(model_id)
     if model_id == "vit_b_16":
         assert rf["conv_proj"] == (16, 16)
-        # one attention layer sees the whole 14x14 patch grid: 16 + 13 * 16
+        # one attention layer sees the whole 14x14 patch grid (16 + 13 * 16 = the input)...
         assert rf["encoder.layers.encoder_layer_0.self_attention"] == (224, 16)
+        # ... and the eleven after it can't see more (it used to read 2,512 here, 2,720 in places)
+        assert rf["encoder"] == rf["encoder.layers.encoder_layer_11"] == (224, 16)
+        assert max(field for field, _ in rf.values() if field is not None) == 224
     else:
         assert rf["features.0"] == (4, 4)
         assert [rf[f"features.{i}"][1] for i in (2, 4, 6)] == [8, 16, 32]  # patch merging strides
+
+
+@pytest.fixture(scope="module")
+def rows_of(app):
+    return lambda model_id: app.state.analysis_cache.get(get_entry(model_id)).layers
+
+
+def test_global_mixing_marks_rows_and_stops_growth(rows_of):
+    """Issue 17: once every position is mixed the field is the whole input, marked global."""
+    rows = {row.path: row for row in rows_of("resnet50")}
+    assert (rows["layer4"].receptive_field, rows["layer4"].receptive_field_global) == (427, False)
+    assert (rows["avgpool"].receptive_field, rows["avgpool"].receptive_field_global) == (224, True)
+    assert rows["fc"].receptive_field_global
+    vit = rows_of("vit_b_16")
+    first = next(i for i, row in enumerate(vit) if row.receptive_field_global and row.is_leaf is False
+                 and row.type == "MultiheadAttention")
+    assert vit[first].path == "encoder.layers.encoder_layer_0.self_attention"
+    assert not any(row.receptive_field_global for row in vit[:first] if row.path.startswith("encoder.layers.encoder_layer_0."))
+    assert all(row.receptive_field_global and row.receptive_field == 224 for row in vit[first:])
+    assert not any(row.receptive_field_global for row in rows_of("vgg16") if row.path.startswith("features"))
+    swin = {row.path: row for row in rows_of("swin_t")}  # a 7x7 window over the last 7x7 map mixes it all
+    assert not swin["features.5"].receptive_field_global and swin["features.7.0"].receptive_field_global
+
+
+def test_dropout_never_widens_the_field(rows_of):
+    for model_id in ("vgg16", "vit_b_16", "inception_v3", "squeezenet1_0"):
+        rows = [row for row in rows_of(model_id) if row.executed and row.receptive_field is not None]
+        for before, row in zip(rows, rows[1:]):
+            if row.type == "Dropout" and row.input_shape == before.output_shape:
+                assert row.receptive_field <= before.receptive_field or not row.is_leaf, (model_id, row.path)
+
+
+def test_global_field_matches_back_propagation():
+    """A toy with a global pool then a conv: every input pixel moves the output, and the field
+    reads the input's size, not the 2,000-odd pixels that stacking the formula would give."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Conv2d(2, 2, 1),
+                          nn.Flatten(), nn.Linear(2, 3))
+    meta = analyse(copy.deepcopy(model).to("meta"), (1, 1, 40, 40))
+    assert [(r.receptive_field, r.receptive_field_global) for r in meta.layers] == [
+        (3, False), (40, True), (40, True), (40, True), (40, True)]
+    x = torch.ones(1, 1, 40, 40, requires_grad=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.1)
+    model(x)[0, 0].backward()
+    assert int((x.grad != 0).sum()) == 40 * 40

@@ -12,7 +12,7 @@ from PIL import Image
 from models.build import build_empty
 from models.preprocess import Preprocessing, preprocessing_for
 from models.registry import get_entry
-from models.weights import (WeightsError, fetch_weights, load_pretrained, packaged_weights_path,
+from models.weights import (WeightsError, categories, fetch_weights, load_pretrained, packaged_weights_path,
                             torchvision_checkpoint_path, weights_status)
 
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "motorcycle", "grace_hopper")
@@ -24,7 +24,7 @@ def lite0():
 
 
 def test_packaged_weights_load_strictly_and_completely(lite0):
-    source = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)
+    source = torch.load(packaged_weights_path("efficientnet_lite0"), map_location="cpu", weights_only=True)
     target = lite0.state_dict()
     assert len(source) == len(target) == 296
     assert torch.equal(target["classifier.weight"], source["_fc.weight"])
@@ -55,6 +55,25 @@ def test_lite0_preprocessing_is_the_one_its_weights_were_trained_with(lite0, pho
     ours_gap = _stem_mismatch(lite0, torch.stack([ours(im) for im in images]))
     imagenet_gap = _stem_mismatch(lite0, torch.stack([imagenet(im) for im in images]))
     assert ours_gap < 0.4 < 1.0 < imagenet_gap
+
+
+@pytest.mark.parametrize("model_id, params, crop, resize, top1", [
+    ("efficientnet_lite1", 5_416_680, 240, 272, 76.7),  # TF README: 5.4M params, 240x240
+    ("efficientnet_lite2", 6_092_072, 260, 292, 77.6),  # TF README: 6.1M params, 260x260
+])
+def test_packaged_lite1_and_lite2_load_strictly_and_read_the_cat(photos, model_id, params, crop, resize, top1):
+    entry = get_entry(model_id)
+    assert entry.input_size == (3, crop, crop) and entry.top1 == top1 and "EfficientNet-Lite" in entry.citation
+    assert weights_status(entry).available
+    model = load_pretrained(entry, "cpu")
+    source = torch.load(packaged_weights_path(model_id), map_location="cpu", weights_only=True)
+    assert len(source) == len(model.state_dict()) == 386
+    assert sum(p.numel() for p in model.parameters()) == params
+    prepare = preprocessing_for(entry)
+    assert prepare == Preprocessing(resize=resize, crop=crop, interpolation="bicubic", mean=(0.5,) * 3, std=(0.5,) * 3)
+    with torch.inference_mode():
+        top1_index = model(prepare(Image.open(photos["chelsea"]).convert("RGB"))[None]).argmax().item()
+    assert categories(entry)[top1_index] in {"Egyptian cat", "tabby", "tiger cat"}
 
 
 @pytest.mark.parametrize("model_id", ["resnet50", "inception_v3", "efficientnet_b3", "vit_h_14"])
@@ -108,24 +127,51 @@ def test_fetch_fails_plainly_without_a_network(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     entry = get_entry("squeezenet1_1")
     try:
-        path = fetch_weights(entry, progress=False, timeout_s=5)
+        fetch_weights(entry, timeout_s=5)
     except WeightsError as exc:  # this machine: no route to download.pytorch.org
         message = str(exc)
-        assert entry.tv_weights.url in message and str(torchvision_checkpoint_path(entry)) in message
+        assert "squeezenet1_1-b8a52dc0.pth" in message and str(tmp_path) not in message  # no server paths
         assert not torchvision_checkpoint_path(entry).exists()
+        assert not any(tmp_path.rglob("*.partial"))
     else:  # a machine with a network
-        assert path.is_file() and weights_status(entry).status == "available"
+        assert torchvision_checkpoint_path(entry).is_file() and weights_status(entry).status == "available"
 
 
 def test_models_without_published_weights_say_why():
     with pytest.raises(WeightsError, match="from the paper"):
-        fetch_weights(get_entry("lenet5"))
-    with pytest.raises(WeightsError, match="Hugging Face"):
+        fetch_weights(get_entry("nin"))
+    with pytest.raises(WeightsError, match="Hugging Face hub"):
         load_pretrained(get_entry("inception_v4"), "cpu")
 
 
 def test_cli_weights_fetch_says_why_it_cannot(capsys):
     from app.cli import main
 
-    assert main(["weights", "fetch", "lenet5"]) == 1
+    assert main(["weights", "fetch", "nin"]) == 1
     assert "no trained PyTorch weights" in capsys.readouterr().err
+
+
+def test_timm_weights_in_the_hugging_face_cache_load_through_timms_loader(tmp_path, monkeypatch):
+    """A file laid out as hf_hub_download leaves it (refs/main -> snapshot)
+    makes a timm model available, and timm's loader puts exactly it in."""
+    import timm
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    entry = get_entry("mobilenet_v1")
+    assert weights_status(entry).status == "downloadable"
+    repo = timm.models.get_pretrained_cfg(entry.timm_name).hf_hub_id
+    folder = tmp_path / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("0" * 40)
+    snapshot = folder / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    torch.manual_seed(0)
+    reference = timm.create_model(entry.timm_name).eval()
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(snapshot / "model.safetensors"))
+    assert weights_status(entry).status == "available" and str(tmp_path) not in weights_status(entry).reason
+    loaded = load_pretrained(entry, "cpu")
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), reference(x))

@@ -5,6 +5,11 @@ before anything is decoded (a 30000x30000 PNG is refused in microseconds).
 Only raster formats are opened: Pillow's EPS plugin would run Ghostscript.
 EXIF orientation is applied; greyscale, alpha, palette, CMYK and 16/32-bit
 images become 8-bit RGB; an animated image gives its first frame.
+
+Given the size the model's preprocessing needs (``min_side``), a JPEG is
+decoded reduced (Pillow's ``draft``: libjpeg scales by 1/2, 1/4 or 1/8 in the
+DCT, keeping both sides >= min_side), so a 12-megapixel photo costs about
+what a 1-megapixel one does.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 _HIGH_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> Image.Image:
+    """Bytes -> an upright 8-bit RGB image; a JPEG reduced while both sides
+    stay >= ``min_side``. Raises InvalidImage, UnsupportedImage, TooLarge."""
     if not data:
         raise InvalidImage("The file is empty (0 bytes); choose an image file.")
     try:
@@ -37,8 +44,10 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise InvalidImage(f"The image header is corrupt ({exc}).") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise TooLarge(f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}.")
+        raise TooLarge(f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,} pixels.")
     try:
+        if min_side and image.format == "JPEG":
+            image.draft(image.mode, (min_side, min_side))
         image.load()  # the first frame only, for animations
         image = _upright(image)
         return _to_rgb(image)

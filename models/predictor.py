@@ -1,0 +1,109 @@
+"""A model with its trained weights, ready to classify batches on the runtime
+chosen for it: ONNX Runtime (exported and verified by models/onnx_runtime.py)
+or eager PyTorch. The inference worker keeps these in its LRU; anything that
+serves predictions (the embedded worker, a process pool, a Ray Serve
+deployment) can build one with ``Predictor.load`` and call ``classify``.
+
+Runtime setting (CONVZOO_RUNTIME):
+- ``auto``: ONNX Runtime on the CPU (measured here 4-6x eager PyTorch for the
+  depthwise nets, 2x for ResNet-50: bench/results/speed_runtimes.json);
+  PyTorch on CUDA (ORT's CUDA provider was not measured here: no GPU).
+- ``onnxruntime``: ORT on either (CUDA needs onnxruntime-gpu).
+- ``torch``: eager PyTorch, channels_last.
+Where ORT is wanted but the export or its verification fails, the model stays
+on PyTorch and ``runtime_reason`` says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from models.catalog import ModelEntry
+from models.onnx_runtime import OnnxUnavailable, OrtModel, exported, missing_libraries
+from models.preprocess import Preprocessing, preprocessing_for
+from models.weights import categories, load_pretrained
+
+RUNTIME_SETTINGS = ("auto", "onnxruntime", "torch")
+Runtime = Literal["onnxruntime", "torch"]
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    runtime: Runtime
+    reason: str
+
+
+def wanted_runtime(setting: str, device: torch.device) -> RuntimeChoice:
+    """What the setting asks for on ``device``, before any export is tried.
+    Raises ValueError for an unknown setting."""
+    if setting not in RUNTIME_SETTINGS:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIME_SETTINGS)}, got {setting!r}")
+    if setting == "torch":
+        return RuntimeChoice("torch", "eager PyTorch, as the runtime setting asks")
+    if setting == "auto" and device.type != "cpu":
+        return RuntimeChoice("torch", f"eager PyTorch on {device.type} (auto: ONNX Runtime on the CPU only)")
+    if missing := missing_libraries():
+        return RuntimeChoice("torch", f"{', '.join(missing)} not installed, so eager PyTorch")
+    return RuntimeChoice("onnxruntime", "exported to ONNX and verified against eager PyTorch")
+
+
+class Predictor:
+    """One model on one runtime: ``classify`` maps a batch of preprocessed
+    images (N, *input_shape), float32 as ``preprocessing`` makes them, to the
+    top-k softmax probabilities and class indices, (N, k) each, on the CPU."""
+
+    def __init__(self, entry: ModelEntry, forward, choice: RuntimeChoice, device: torch.device) -> None:
+        self.entry = entry
+        self.categories = categories(entry)
+        self.preprocessing: Preprocessing = preprocessing_for(entry)
+        self.runtime: Runtime = choice.runtime
+        self.runtime_reason = choice.reason
+        self.device = device
+        self._forward = forward
+
+    @classmethod
+    def load(cls, entry: ModelEntry, device: torch.device, runtime: str = "auto", export_dir: Path | None = None,
+             threads: int = 0, tolerance: float | None = None) -> Predictor:
+        """Load the weights (WeightsError when they are not here) and, when ORT
+        is wanted, export and verify once (cached under ``export_dir``).
+        ``threads``: ORT intra-op threads (0: one per core)."""
+        choice = wanted_runtime(runtime, device)
+        module = load_pretrained(entry, device)
+        if choice.runtime == "onnxruntime":
+            if export_dir is None:
+                raise ValueError("ONNX Runtime needs an export directory")
+            try:
+                path, verification = exported(module, preprocessing_for(entry).input_shape, export_dir, entry.id,
+                                              **({} if tolerance is None else {"tolerance": tolerance}))
+                ort_model = OrtModel(path, verification, device, threads=threads, spinning=False)
+            except OnnxUnavailable as exc:
+                choice = RuntimeChoice("torch", f"ONNX Runtime unavailable for this model ({exc}), so eager PyTorch")
+            else:
+                return cls(entry, ort_model, RuntimeChoice(
+                    "onnxruntime", f"ONNX Runtime: {verification.reason} (max |difference| "
+                                   f"{verification.max_abs_diff:.2g})"), device)
+        # channels_last: oneDNN's depthwise and 1x1 convolutions run 1.5-2x faster in it on CPU
+        module = module.to(memory_format=torch.channels_last)
+
+        def eager(batch: torch.Tensor) -> torch.Tensor:
+            return module(batch.to(device, memory_format=torch.channels_last, non_blocking=True))
+
+        return cls(entry, eager, choice, device)
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self._forward(batch)
+
+    def classify(self, batch: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities, indices), each (N, topk), highest first, on the CPU."""
+        with torch.inference_mode():
+            top = self._forward(batch).float().softmax(dim=-1).topk(topk, dim=-1)
+            return top.values.cpu(), top.indices.cpu()  # waits for the device
+
+    def warm_up(self) -> None:
+        """One throwaway forward: the first pays for allocations and kernel choice."""
+        self.classify(torch.zeros(1, *self.preprocessing.input_shape), 1)

@@ -1,0 +1,131 @@
+"""Why a network cannot take an input, in words a student can act on: the
+layer where the forward pass stopped, the shape it got, and what it needs --
+in place of PyTorch's raw message ("mat1 and mat2 shapes cannot be
+multiplied", "shape '[1, 64, 9, 7, 9, 7]' is invalid ...").
+
+Works from the rows of the interrupted trace (models/analysis.py): the rows
+still running when the error was raised, innermost last, and the finished
+ones before them.
+"""
+
+from __future__ import annotations
+
+import re
+from math import prod
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from models.analysis import LayerRow
+
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+_LINEAR = {"Linear", "LazyLinear"}
+_CONV = {"Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"}
+_WINDOWED = _CONV | {"MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"}
+_NORM = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d"}
+_INVALID_RESHAPE = re.compile(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
+
+
+def shape_text(shape: list[int] | None) -> str:
+    return "x".join(map(str, shape)) if shape else "?"
+
+
+def _pair(value, default: int = 1) -> list[int]:
+    if value is None:
+        return [default, default]
+    return list(value) * 2 if isinstance(value, list) and len(value) == 1 else (
+        list(value) if isinstance(value, list) else [value, value])
+
+
+def _ordinal(row: LayerRow, rows: list[LayerRow]) -> str:
+    same = [r for r in rows if r.type == row.type and r.is_leaf]
+    index = next((i for i, r in enumerate(same) if r is row), len(same) - 1)
+    return f"the {_ORDINALS[index]} {row.type}" if index < len(_ORDINALS) else f"{row.type} number {index + 1}"
+
+
+def _name(row: LayerRow) -> str:
+    """A Sequential's children are numbered: 'layer 7' reads better than '7'."""
+    return f"layer {row.path}" if row.path.replace(".", "").isdigit() else row.path
+
+
+def _features_source(features: int, finished: list[LayerRow]) -> str:
+    """'16x4x4 = 256': the last map that was flattened into ``features``."""
+    for row in reversed(finished):
+        for shape in (row.output_shape, row.input_shape):
+            if shape and len(shape) > 2 and prod(shape[1:]) == features:
+                return f"{shape_text(shape[1:])} = {features:,}"
+    return f"{features:,}"
+
+
+def _linear(row: LayerRow, rows: list[LayerRow], finished: list[LayerRow]) -> str | None:
+    expected, got = row.attributes.get("in_features"), row.input_shape
+    if expected is None or not got or got[-1] == expected:
+        return None
+    if len(got) > 2:
+        return (f"{_ordinal(row, rows)} ({_name(row)}) expects {expected:,} features but gets a "
+                f"{shape_text(got[1:])} map, and a Linear acts on its last dimension ({got[-1]:,}). "
+                f"Put nn.Flatten() before it; it will then get {shape_text(got[1:])} = {prod(got[1:]):,} features.")
+    source = _features_source(got[-1], finished)
+    return (f"{_ordinal(row, rows)} ({_name(row)}) expects {expected:,} features and the layer before gives "
+            f"{source}. Set its in_features to {got[-1]:,}, or change the input size so that "
+            f"{expected:,} features reach it.")
+
+
+def _windowed(row: LayerRow) -> str | None:
+    got, a = row.input_shape, row.attributes
+    if not got or len(got) < 3:
+        return None
+    if row.type in _CONV and a.get("in_channels") not in (None, got[1]):
+        return (f"the layer {row.path} ({row.type}) expects {a['in_channels']} input channels and the layer "
+                f"before gives {got[1]} (a {shape_text(got[1:])} map). Set its in_channels to {got[1]}.")
+    kernel, padding, dilation = _pair(a.get("kernel_size")), _pair(a.get("padding"), 0), _pair(a.get("dilation"))
+    sides = got[-2:]
+    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    if any(side + 2 * p < r for side, p, r in zip(sides, padding, reach)):
+        return (f"the layer {row.path} ({row.type}) got a {shape_text(got)} input: its {shape_text(sides)} map, "
+                f"padded by {shape_text(padding)}, is smaller than its {shape_text(reach)} window. It needs a map "
+                f"of at least {shape_text([max(r - 2 * p, 1) for r, p in zip(reach, padding)])}: give the network "
+                f"a larger input, or use less downsampling before this layer.")
+    return None
+
+
+def _norm(row: LayerRow) -> str | None:
+    got, expected = row.input_shape, row.attributes.get("num_features")
+    if not got or len(got) < 2 or expected in (None, got[1]):
+        return None
+    return (f"the layer {row.path} ({row.type}) normalises {expected} channels and the layer before gives "
+            f"{got[1]}. Set its num_features to {got[1]}.")
+
+
+def _reshape(row: LayerRow, message: str) -> str | None:
+    match = _INVALID_RESHAPE.search(message)
+    got = row.input_shape
+    if not match or not got:
+        return None
+    wanted = [int(v) for v in match[1].split(",")]
+    where = f"the layer {row.path} ({row.type}) got a {shape_text(got)} input"
+    for side in dict.fromkeys(got[-3:]):
+        for count, size in zip(wanted, wanted[1:]):
+            if size > 1 and count == side // size and side % size:
+                return (f"{where} and cuts its sides of {side} into windows of {size}: {side} is not a multiple "
+                        f"of {size} ({count} windows cover {count * size}). It needs sides that are multiples "
+                        f"of {size}: choose an input size that leads to such a map here.")
+    return f"{where} and cannot arrange it as {shape_text(wanted)}."
+
+
+def explain_failure(exc: BaseException, running: list[LayerRow], rows: list[LayerRow]) -> str:
+    """A sentence naming the layer, what it got and what it needs; PyTorch's
+    own message (with the layer and shape) where no rule knows better."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if not running:
+        return message
+    row = running[-1]
+    finished = [r for r in rows if r.output_shape is not None and r.is_leaf]
+    for explanation in (
+        _linear(row, rows, finished) if row.type in _LINEAR else None,
+        _windowed(row) if row.type in _WINDOWED else None,
+        _norm(row) if row.type in _NORM else None,
+        _reshape(row, message),
+    ):
+        if explanation:
+            return explanation
+    return f"the layer {row.path} ({row.type}) got a {shape_text(row.input_shape)} input and fails: {message}"

@@ -1,0 +1,105 @@
+"""ONNX uploads counted by the zoo's engine: torchvision models exported in
+the test give the zoo's MACs and receptive fields, and the zoo's parameters
+less what the exporter folded; the id then works wherever a zoo id does."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+
+from app.cli import main as cli_main
+from models.registry import get_entry
+from tests.onnx_exports import distinct_weights, export, export_zoo_model, folded_batch_norm_channels
+
+MODELS = ["resnet18", "mobilenet_v2", "googlenet", "densenet121", "vit_b_16"]
+
+
+@pytest.fixture(scope="module")
+def resnet18_upload(client):
+    data = export_zoo_model("resnet18")
+    response = client.post("/api/custom/onnx", files={"file": ("../../resnet.onnx", data)})
+    assert response.status_code == 201, response.text
+    return data, response.json()
+
+
+@pytest.mark.parametrize("model_id", MODELS)
+def test_exported_model_counts_as_the_zoo_model(client, model_id):
+    data = export_zoo_model(model_id)
+    response = client.post("/api/custom/onnx", files={"file": ("model.onnx", data)})
+    assert response.status_code == 201, response.text
+    card = response.json()
+    assert card["id"] == "onnx-" + hashlib.sha256(data).hexdigest()[:16]
+    zoo = client.get(f"/api/models/{model_id}").json()
+    assert card["input_size"] == zoo["input_size"]
+    assert card["macs"] == zoo["macs"]  # the same engine on the same layers: exactly, not only within 1%
+    assert zoo["params"] - card["params"] == folded_batch_norm_channels(model_id, data)
+    ours = client.get(f"/api/models/{card['id']}/layers").json()["layers"]
+    theirs = client.get(f"/api/models/{model_id}/layers").json()["layers"]
+    assert ours[-1]["receptive_field"] == theirs[-1]["receptive_field"]
+    assert max(r["receptive_field"] or 0 for r in ours) == max(r["receptive_field"] or 0 for r in theirs)
+    print(f"\n{model_id}: zoo {zoo['macs']:,} MACs {zoo['params']:,} params; ONNX {card['macs']:,} MACs "
+          f"{card['params']:,} params; {len(data):,} bytes analysed in {card['analysis_ms']:.0f} ms")
+
+
+def test_torch_export_graph_counts_as_the_zoo_model(client):
+    """The dynamo exporter's graph: ReduceMean and Reshape in place of GlobalAveragePool and Flatten."""
+    entry = get_entry("resnet18")
+    data = export(distinct_weights(entry.build()), entry.input_size, dynamo=True)
+    card = client.post("/api/custom/onnx", files={"file": ("dynamo.onnx", data)}).json()
+    zoo = client.get("/api/models/resnet18").json()
+    assert card["macs"] == zoo["macs"]
+    assert zoo["params"] - card["params"] == folded_batch_norm_channels("resnet18", data)
+
+
+def test_free_height_and_width_take_the_resolution(client):
+    entry = get_entry("resnet18")
+    data = export(entry.build(), entry.input_size, input_names=["image"],
+                  dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+    refused = client.post("/api/custom/onnx", files={"file": ("free.onnx", data)})
+    assert refused.status_code == 422 and "give a resolution" in refused.json()["error"]["message"]
+    card = client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "160"}).json()
+    assert card["input_size"] == [3, 160, 160]
+    assert card["macs"] == client.get("/api/models/resnet18?resolution=160").json()["totals"]["macs"]
+    at_224 = client.get(f"/api/models/{card['id']}?resolution=224").json()
+    assert at_224["totals"]["macs"] == client.get("/api/models/resnet18").json()["macs"]
+
+
+def test_same_file_again_costs_nothing(client, resnet18_upload):
+    data, first = resnet18_upload
+    again = client.post("/api/custom/onnx", files={"file": ("other-name.onnx", data)})
+    assert again.status_code == 201
+    assert again.json()["cached"] is True and again.json()["id"] == first["id"]
+
+
+def test_upload_id_works_wherever_a_zoo_id_does(client, resnet18_upload, tmp_path, capsys, monkeypatch):
+    data, card = resnet18_upload
+    model_id = card["id"]
+    page = client.get(card["url"])
+    assert page.status_code == 200
+    assert "folded batch norm" in page.text and "1,814,073,344" in page.text
+    detail = client.get(f"/api/models/{model_id}").json()
+    assert detail["source"] == "onnx" and detail["totals"]["macs"] == 1_814_073_344
+    csv = client.get(f"/api/models/{model_id}/layers.csv")
+    assert csv.status_code == 200 and "Conv2d" in csv.text
+    compare = client.get(f"/api/compare?models=resnet18,{model_id}").json()
+    assert [m["id"] for m in compare["models"]] == ["resnet18", model_id]
+    assert client.get(f"/compare?models=resnet18,{model_id}").status_code == 200
+    layers = client.get(f"/api/models/{model_id}/layers").json()["layers"]
+    first_conv = next(r for r in layers if r["type"] == "Conv2d")
+    assert first_conv["attributes"]["kernel_size"] == [7, 7] and first_conv["receptive_field"] == 7
+    assert [f["kind"] for f in first_conv["formulas"]] == ["output_size", "params", "macs"]
+
+    path = tmp_path / "resnet18.onnx"
+    path.write_bytes(data)
+    monkeypatch.setenv("CONVZOO_CACHE_DIR", str(tmp_path / "cache"))
+    assert cli_main(["summary", str(path), "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert model_id in err
+    assert re.search(r"^layer1_0_conv1_Conv,Conv2d,", out, re.M), out[:400]
+
+
+def test_unknown_upload_id_is_404(client):
+    response = client.get("/api/models/onnx-0123456789abcdef")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_model"
