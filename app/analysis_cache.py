@@ -70,6 +70,21 @@ class AnalysisCache:
                 self._key_locks.pop(key, None)
         return analysis
 
+    def get_all(self, entries: list[ModelEntry]) -> list[Analysis]:
+        """``get`` for each entry at its own input size, the ones on neither
+        memory nor disk analysed side by side in the pool's processes first
+        (the catalog when no warm-up runs). Raises as ``get`` does."""
+        if self.pool is not None:
+            missing = [e for e in entries if self.peek(e) is None and _registered(e)]
+            futures = [self.pool.submit(e.id, None, self.path_for(e, None), return_data=False) for e in missing]
+            self.traces += len(futures)
+            for future in futures:
+                try:
+                    future.result()
+                except Exception:  # that model's get() below raises it again, for its caller
+                    continue
+        return [self.get(entry) for entry in entries]
+
     def peek(self, entry: ModelEntry, resolution: int | None = None) -> Analysis | None:
         """The analysis if memory or disk has it, else None: never computes
         (the catalog shows what is not analysed yet as such)."""

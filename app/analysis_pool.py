@@ -93,7 +93,10 @@ class AnalysisPool:
             broken.shutdown(wait=False, cancel_futures=True)
 
     def shutdown(self) -> None:
+        """Cancel what waits and return at once (app shutdown): a process still
+        starting (importing torch takes seconds) or tracing finishes that and
+        exits by itself; its cache file, if any, is written whole or not at all."""
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=False, cancel_futures=True)

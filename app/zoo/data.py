@@ -60,9 +60,11 @@ def catalog_data(cache: AnalysisCache, analyse_missing: bool = True) -> CatalogR
     analysed yet is analysed first when ``analyse_missing`` (the server runs no
     warm-up); otherwise its card says so (``analysed`` false) and the catalog
     answers at once instead of waiting for the warm-up."""
-    return CatalogResponse(models=[
-        card(entry, cache.get(entry).totals if analyse_missing else cache.card_totals(entry))
-        for entry in list_models()])
+    entries = list_models()
+    if analyse_missing:
+        return CatalogResponse(models=[card(entry, analysis.totals)
+                                       for entry, analysis in zip(entries, cache.get_all(entries))])
+    return CatalogResponse(models=[card(entry, cache.card_totals(entry)) for entry in entries])
 
 
 def _totals(analysis: Analysis) -> Totals:
