@@ -102,7 +102,12 @@ class Analysis:
 
 
 class AnalysisError(ValueError):
-    """The architecture cannot take the requested input (e.g. too small)."""
+    """The architecture cannot take the requested input (e.g. too small).
+    ``where``: the failing layer, the shape it got and what it needs (models/shape_errors.py), when traced."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
 
 
 def _storage_key(t: torch.Tensor) -> int:
@@ -290,8 +295,9 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
         with no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
             model(x)
     except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
-        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: "
-                            f"{explain_failure(exc, tracer.stack, rows)}") from exc
+        where = explain_failure(exc, tracer.stack, rows)
+        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: {where}",
+                            where) from exc
 
     layers = _with_unexecuted(model, rows, tracer.used_storages)
     params = list({id(p): p for p in model.parameters()}.values())

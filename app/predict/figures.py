@@ -17,7 +17,8 @@ def probability_figure() -> dict:
             "title": {"text": "", "font": {"size": 14}},
             "xaxis": {"title": {"text": "probability (softmax output, 0–1)"}, "range": [0, 1],
                       "tickformat": ".0%"},
-            "yaxis": {"autorange": "reversed", "automargin": True},
+            # category: LeNet-5's labels "0".."9" would otherwise be read as numbers and placed by value
+            "yaxis": {"type": "category", "autorange": "reversed", "automargin": True},
         },
         "config": {"displayModeBar": False, "responsive": True},
     }

@@ -28,7 +28,7 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
         return cache.get(entry, resolution)
     except AnalysisError as exc:
         if resolution is not None and 1 <= resolution <= MAX_RESOLUTION:
-            raise InvalidParameter(resolution_refusal(entry, resolution)) from None
+            raise InvalidParameter(resolution_refusal(entry, resolution, exc.where)) from None
         raise InvalidParameter(str(exc)) from None
 
 
@@ -126,9 +126,13 @@ def training_memory(param_bytes: int, activation_bytes: int) -> list[TrainingMem
     return rows
 
 
-def resolution_refusal(entry: ModelEntry, resolution: int) -> str:
-    """Why ``entry`` refuses ``resolution`` and what it takes instead, in the course's words."""
+def resolution_refusal(entry: ModelEntry, resolution: int, where: str | None = None) -> str:
+    """Why ``entry`` refuses ``resolution`` and what it takes instead, in the course's words; ``where``:
+    the layer where the trace stopped, the shape it got and what it needs (AnalysisError.where)."""
     rule = resolution_rule(entry)  # memoised in-process; refusals are rare
+    prefix = f"{entry.name} cannot take input {resolution}×{resolution}:"
+    if rule.accepts(resolution) and where:  # a size the measured rule did not foresee failing (MaxViT at 256)
+        return f"{prefix} {where}"
     s = rule.smallest
     if rule.only:
         instead = f"Use {s}."
@@ -136,7 +140,7 @@ def resolution_refusal(entry: ModelEntry, resolution: int) -> str:
         instead = f"Try {max(s, -(-resolution // rule.multiple_of) * rule.multiple_of)}."
     else:
         instead = f"The smallest it takes is {s}×{s}."
-    return f"{entry.name} cannot take input {resolution}×{resolution}: {rule.reason} {instead}"
+    return f"{prefix} {rule.reason} {instead}" + (f" Where it fails: {where}" if where else "")
 
 
 def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None) -> LayersResponse:

@@ -110,7 +110,9 @@ def dot_source(graph: GraphResponse) -> str:
     edges = [f'n{index[e.source]} -> n{index[e.target]} [id="ge_{k}"];' for k, e in enumerate(graph.edges)]
     return "\n".join([
         "digraph convzoo {",
-        'graph [rankdir=TB, nodesep=0.2, ranksep=0.3, fontname="Helvetica", fontsize=10, labeljust=l, '
+        # ordering=in: a join's inputs left to right in the order the op takes them
+        # (inception's branches 1 to 4, a residual's main path before its shortcut).
+        'graph [rankdir=TB, ordering=in, nodesep=0.2, ranksep=0.3, fontname="Helvetica", fontsize=10, labeljust=l, '
         'style="rounded,dashed", color="#8899aa", bgcolor="transparent"];',
         'node [fontname="Helvetica", fontsize=10, color="#667788", margin="0.08,0.03", height=0.3];',
         'edge [color="#667788", arrowsize=0.6];',

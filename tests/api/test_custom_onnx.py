@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 
+import onnx
 import pytest
 
 from app.cli import main as cli_main
@@ -55,8 +57,10 @@ def test_torch_export_graph_counts_as_the_zoo_model(client):
 
 def test_free_height_and_width_take_the_resolution(client):
     entry = get_entry("resnet18")
-    data = export(entry.build(), entry.input_size, input_names=["image"],
-                  dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}})
+    model = onnx.load_from_string(export(entry.build(), entry.input_size, input_names=["image"],
+                                         dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}}))
+    model.doc_string = uuid.uuid4().hex  # a file the store has never seen, even with a cache kept between runs
+    data = model.SerializeToString()
     refused = client.post("/api/custom/onnx", files={"file": ("free.onnx", data)})
     assert refused.status_code == 422 and "give a resolution" in refused.json()["error"]["message"]
     card = client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "160"}).json()

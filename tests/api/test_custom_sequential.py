@@ -82,6 +82,7 @@ def test_shape_mismatch_is_explained_in_words(client):
 
 def test_zoo_models_that_cannot_take_a_resolution_are_explained(client):
     lenet = client.get("/api/models/lenet5?resolution=28").json()["error"]["message"]
+    assert "takes 32×32 pixels only" in lenet  # the measured rule (models/resolution.py), then where it fails:
     assert "the first Linear (classifier.1) expects 400 features and the layer before gives 16x4x4 = 256" in lenet
     assert "same reduction dim" not in lenet
     maxvit = client.get("/api/models/maxvit_t?resolution=256").json()["error"]["message"]

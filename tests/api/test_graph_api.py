@@ -100,3 +100,24 @@ def test_big_nets_open_folded(client, model_id):
     assert client.get(f"/api/models/{model_id}/graph.svg?depth={depth}").status_code == 200
     deeper = client.get(f"/api/models/{model_id}/graph?depth={depth + 1}").json()
     assert len(deeper["nodes"]) > 60 or depth + 1 > graph["max_depth"]
+
+
+def test_uploaded_networks_get_their_graph(client):
+    """An ONNX upload (each ONNX node a layer) and a typed nn.Sequential: the same recorder, no torch.fx."""
+    from tests.onnx_exports import export_zoo_model
+
+    card = client.post("/api/custom/onnx", files={"file": ("googlenet.onnx", export_zoo_model("googlenet"))}).json()
+    graph = client.get(f"/api/models/{card['id']}/graph").json()
+    concat = next(n for n in graph["nodes"] if n["type"] == "Concat")
+    assert concat["output_shape"] == [1, 64 + 128 + 32 + 32, 28, 28]
+    branches = [e["source"] for e in graph["edges"] if e["target"] == concat["id"]]
+    assert [b.split("_")[1] for b in branches] == ["branch1", "branch2", "branch3", "branch4"]
+    assert client.get(f"/api/models/{card['id']}/graph.svg").status_code == 200
+
+    code = "nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))"
+    custom = client.post("/api/custom/sequential", json={"code": code, "input": [3, 8, 8]}).json()
+    graph = client.get(f"/api/models/{custom['id']}/graph").json()
+    ids = [n["id"] for n in graph["nodes"]]
+    assert ids == ["input", "0", "1", "2", "3"]
+    assert [(e["source"], e["target"]) for e in graph["edges"]] == list(zip(ids, ids[1:]))
+    assert graph["nodes"][-1]["macs"] == 8 * 6 * 6 * 10

@@ -31,6 +31,10 @@ def test_graph_opens_folded_and_blocks_open_and_close_in_place(page, live_server
     # Folded at depth 2: the inception modules are open, their branches folded.
     assert "inception3a.branch2" in ids and "inception3a:cat" in ids and "inception3a.branch2.0" not in ids
     assert p.eval_on_selector("#graph-view", "v => v.querySelectorAll('g.edge').length") > len(ids) - 2
+    # Side by side, in the order the concatenation takes them.
+    xs = [p.eval_on_selector(f"#graph-view g.node[data-node-id='inception3a.branch{i}']",
+                             "g => g.getBoundingClientRect().x") for i in range(1, 5)]
+    assert xs == sorted(xs) and len(set(xs)) == 4
     labels = p.eval_on_selector("#graph-view svg", "s => s.textContent")
     assert "256×28×28" in labels and "cat" in labels  # type and output shape on the nodes
 

@@ -57,3 +57,20 @@ def test_a_bad_file_shows_the_servers_message(page, live_server, tmp_path):
     assert "Not an image" in p.locator("#status").inner_text()
     page.expect_console_error("status of 415")  # Chromium logs the failed fetch itself
     page.assert_clean()
+
+
+def test_a_photo_of_a_handwritten_digit_read_by_lenet5(page, live_server, tmp_path, held_out_digits,
+                                                        make_digit_photo):
+    images, labels = held_out_digits
+    photo = tmp_path / "digit.jpg"
+    photo.write_bytes(make_digit_photo(images[3], dark_on_light=True, seed=3))
+    p = page.page
+    p.goto(f"{live_server}/predict")
+    p.select_option("#model-select", "lenet5")
+    p.set_input_files("#file-input", str(photo))
+    p.locator(f"#chart-main[data-top1='{labels[3]}']").wait_for(timeout=60_000)  # trains LeNet-5 if not yet
+    assert p.locator("#chart-main .bars .point").count() == 5
+    ticks = p.locator("#chart-main .ytick text").evaluate_all("els => els.map(e => e.textContent)")
+    assert len(set(ticks)) == 5 and str(labels[3]) in ticks  # one tick per digit: a category axis, not numbers
+    page.screenshot("predict-digit")
+    page.assert_clean()
