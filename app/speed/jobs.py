@@ -184,6 +184,12 @@ class SpeedJobs:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
+    def refuse_while_running(self) -> None:
+        """Conflict now if any worker runs a measurement (``submit`` checks again, atomically)."""
+        holder = self.state.holder(LEASE)
+        if holder is not None:
+            raise _busy(holder[1] or holder[0])
+
     def submit(self, kind: Literal["model", "all"], entries: list[ModelEntry], params: SpeedParams,
                skip_measured: bool = False) -> Job:
         """Start a job; Conflict while another runs in any worker."""
@@ -199,8 +205,7 @@ class SpeedJobs:
         holder = self.state.claim(LEASE, running.owner, LEASE_TTL_S, value=job.id,
                                   then=(KIND, job.id, job.model_dump(mode="json")))
         if holder is not None:
-            raise Conflict(f"A speed measurement is already running (job {holder}); "
-                           "wait for it or cancel it first.")
+            raise _busy(holder)
         self.state.keep_newest(KIND, JOB_HISTORY)
         thread = threading.Thread(target=self._work, args=(running,), name="convzoo-speed", daemon=True)
         with self._lock:
@@ -318,6 +323,10 @@ class SpeedJobs:
         elif job.status == "running":
             job.status = "done"
             job.progress.fraction = 1.0
+
+
+def _busy(job_id: str) -> Conflict:
+    return Conflict(f"A speed measurement is already running (job {job_id}); wait for it or cancel it first.")
 
 
 def create_speed_jobs(cache_dir: Path, state: StateStore, device: torch.device, time_budget_s: float) -> SpeedJobs:
