@@ -42,9 +42,13 @@ class AnalysisCache:
         self.pool = pool
         self._memory: OrderedDict[tuple[str, int, int], Analysis] = OrderedDict()
         self._memory_items = memory_items
+        # Totals of every analysis seen by this process, for cards that must
+        # not wait for an analysis; ``generation`` counts additions (cached
+        # catalog answers are keyed by it).
+        self._totals: dict[tuple[str, int, int], Totals] = {}
+        self.generation = 0
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, int, int], threading.Lock] = {}
-        self._totals: dict[str, Totals] = {}  # model id -> totals at its own input size: the catalog's cards
         self.traces = 0  # how many analyses this process asked to compute (tests read it)
 
     def path_for(self, entry: ModelEntry, resolution: int | None) -> Path:
@@ -65,65 +69,42 @@ class AnalysisCache:
                 if key in self._memory:
                     return self._memory[key]
             analysis = self._load(entry, resolution) or self._compute(entry, resolution)
-            self._remember(entry, key, analysis)
             with self._lock:
+                self._remember_totals(key, analysis)
+                self._memory[key] = analysis
+                while len(self._memory) > self._memory_items:
+                    self._memory.popitem(last=False)
                 self._key_locks.pop(key, None)
         return analysis
 
-    def get_all(self, entries: list[ModelEntry]) -> list[Analysis]:
-        """``get`` for each entry at its own input size, the ones on neither
-        memory nor disk analysed side by side in the pool's processes first
-        (the catalog when no warm-up runs). Raises as ``get`` does."""
-        if self.pool is not None:
-            missing = [e for e in entries if self.peek(e) is None and _registered(e)]
-            futures = [self.pool.submit(e.id, None, self.path_for(e, None), return_data=False) for e in missing]
-            self.traces += len(futures)
-            for future in futures:
-                try:
-                    future.result()
-                except Exception:  # that model's get() below raises it again, for its caller
-                    continue
-        return [self.get(entry) for entry in entries]
+    def _remember_totals(self, key: tuple[str, int, int], analysis: Analysis) -> None:
+        if key not in self._totals:
+            self._totals[key] = analysis.totals
+            self.generation += 1
 
-    def peek(self, entry: ModelEntry, resolution: int | None = None) -> Analysis | None:
-        """The analysis if memory or disk has it, else None: never computes
-        (the catalog shows what is not analysed yet as such)."""
+    def peek_totals(self, entry: ModelEntry, resolution: int | None = None) -> Totals | None:
+        """The totals if this model was analysed (by this process, or on disk by
+        any worker or pool process); never analyses, so a card or a page never
+        waits for a trace. Kept for every model once seen (a few hundred bytes
+        each, unlike whole analyses): each file is read at most once per process."""
         _, _, height, width = input_shape_for(entry, resolution)
         key = (entry.id, height, width)
-        with self._lock:
-            if key in self._memory:
-                return self._memory[key]
-        analysis = self._load(entry, resolution)
-        if analysis is not None:
-            self._remember(entry, key, analysis)
-        return analysis
-
-    def card_totals(self, entry: ModelEntry) -> Totals | None:
-        """The totals at the model's own input size if it is analysed, else
-        None; never computes. Kept for every model once seen (a few hundred
-        bytes each, unlike whole analyses), so a catalog of ~1,500 cards reads
-        each file at most once per process."""
-        totals = self._totals.get(entry.id)
-        if totals is None:
-            analysis = self.peek(entry)
-            totals = analysis.totals if analysis is not None else None
+        totals = self._totals.get(key)
+        if totals is None and self.path_for(entry, resolution).is_file():
+            analysis = self._load(entry, resolution)
+            if analysis is not None:
+                with self._lock:
+                    self._remember_totals(key, analysis)
+                totals = analysis.totals
         return totals
-
-    def _remember(self, entry: ModelEntry, key: tuple[str, int, int], analysis: Analysis) -> None:
-        if key[1:] == tuple(entry.input_size[1:]):
-            self._totals[entry.id] = analysis.totals
-        with self._lock:
-            self._memory[key] = analysis
-            self._memory.move_to_end(key)
-            while len(self._memory) > self._memory_items:
-                self._memory.popitem(last=False)
 
     def forget(self, model_id: str) -> None:
         """Drop a model's analyses from memory and disk (a user's network evicted from its store)."""
         with self._lock:
             for key in [k for k in self._memory if k[0] == model_id]:
                 del self._memory[key]
-            self._totals.pop(model_id, None)
+            for key in [k for k in self._totals if k[0] == model_id]:
+                del self._totals[key]
         for path in self.directory.glob(f"{model_id}-*x*-{self.versions}.json"):
             path.unlink(missing_ok=True)
 

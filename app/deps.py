@@ -22,11 +22,6 @@ def get_warmup(request: Request) -> Warmup:
     return request.app.state.warmup
 
 
-def analyse_missing(request: Request) -> bool:
-    """Whether catalog-wide answers analyse what is missing before answering:
-    only when no warm-up runs (``CONVZOO_WARM_CACHE=false``); with one, they
-    answer at once and show what is not analysed yet as such."""
-    return not request.app.state.settings.warm_cache
 def near_misses(model_id: str, limit: int = 3) -> list[ModelEntry]:
     """Models the reader probably meant: the same id or name in another case or spelling first,
     then close spellings (difflib's ratio, the stdlib's fuzzy matcher)."""

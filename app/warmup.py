@@ -1,4 +1,5 @@
-"""The start-up warm-up: every catalog entry analysed at its own input size,
+"""The start-up warm-up: every catalog entry analysed at its own input size
+(and timm's at their top-1 side),
 once per server however many worker processes it has, in the analysis pool's
 processes, persisted in the disk cache, resumable after a restart.
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 
 from app.analysis_cache import AnalysisCache
 from app.state_store import Heartbeat, StateStore, new_owner
+from models.analysis import MAX_RESOLUTION
 from models.catalog import ModelEntry
 from models.registry import list_models
 
@@ -106,8 +108,11 @@ class Warmup:
     def run(self, entries: list[ModelEntry] | None = None, then: Callable[[], object] | None = None) -> WarmupProgress:
         """Analyse every entry not yet on disk (those that failed before under
         these library versions are not retried), ``pool.processes`` at a time
-        so that a request's cold analysis waits for at most one round; then run
-        ``then`` (start-up work that reads the analyses) before reading as done."""
+        so that a request's cold analysis waits for at most one round; then each
+        timm entry at the side its top-1 was measured at, where that differs
+        (a meta trace: as cheap as the first; the accuracy chart's points need
+        it); then run ``then`` (start-up work that reads the analyses) before
+        reading as done. ``done`` and ``total`` count models (the first pass)."""
         entries = entries if entries is not None else list_models()
         previous = self.progress
         known_failures = set(previous.failed)
@@ -122,33 +127,22 @@ class Warmup:
         progress.done = len(entries) - len(todo)
         self._save(progress)
         log.info("Warm-up: %d of %d models on disk already, %d to analyse", progress.done, len(entries), len(todo))
-        pending: dict[Future, ModelEntry] = {}
-        queue = iter(todo)
         with Heartbeat(self.store, LEASE, self.owner, LEASE_TTL_S, HEARTBEAT_S):
-            while True:
-                while len(pending) < self.cache.pool.processes and not self._stop.is_set():
-                    entry = next(queue, None)
-                    if entry is None:
-                        break
-                    pending[self.cache.pool.submit(entry.id, None, self.cache.path_for(entry, None),
-                                                   return_data=False)] = entry
-                    progress.current = entry.id
-                if not pending:
-                    break
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    entry = pending.pop(future)
-                    try:
-                        future.result()
-                        progress.analysed_now += 1
-                    except Exception as exc:  # one broken model must not stop the warm-up
-                        log.warning("Warm-up: analysis of %s failed: %s", entry.id, exc)
-                        progress.failed.append(entry.id)
-                    progress.done += 1
+            for entry, ok in self._analyse(progress, [(entry, None) for entry in todo]):
+                progress.analysed_now += ok
+                progress.done += 1
+                if not ok:
+                    progress.failed.append(entry.id)
                 progress.seconds = time.perf_counter() - start
                 self._save(progress)
                 if progress.done % 50 == 0 or progress.done == progress.total:
                     log.info("Warm-up: %d/%d models analysed (%.1f s)", progress.done, progress.total, progress.seconds)
+            failed = set(progress.failed)
+            at_top1 = [(entry, side) for entry in entries if entry.id not in failed
+                       and (side := top1_side(entry)) is not None
+                       and not self.cache.path_for(entry, side).exists()]
+            for _entry, ok in self._analyse(progress, at_top1):
+                progress.analysed_now += ok
             if then is not None and not self._stop.is_set():
                 progress.current = None
                 self._save(progress)
@@ -157,3 +151,41 @@ class Warmup:
         progress.seconds = time.perf_counter() - start
         self._save(progress)
         return progress
+
+    def _analyse(self, progress: WarmupProgress, jobs: list[tuple[ModelEntry, int | None]]
+                 ) -> Iterator[tuple[ModelEntry, bool]]:
+        """Each (entry, side) analysed in the pool, ``pool.processes`` in flight,
+        yielded as it finishes with whether it succeeded; stops handing out
+        work once ``stop`` is called."""
+        pending: dict[Future, ModelEntry] = {}
+        queue = iter(jobs)
+        while True:
+            while len(pending) < self.cache.pool.processes and not self._stop.is_set():
+                job = next(queue, None)
+                if job is None:
+                    break
+                entry, side = job
+                pending[self.cache.pool.submit(entry.id, side, self.cache.path_for(entry, side),
+                                               return_data=False)] = entry
+                progress.current = entry.id if side is None else f"{entry.id} at {side}×{side}"
+            if not pending:
+                return
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                entry = pending.pop(future)
+                try:
+                    future.result()
+                except Exception as exc:  # one broken model must not stop the warm-up
+                    log.warning("Warm-up: analysis of %s failed: %s", entry.id, exc)
+                    yield entry, False
+                else:
+                    yield entry, True
+
+
+def top1_side(entry: ModelEntry) -> int | None:
+    """The side a timm entry's top-1 was measured at, where it differs from
+    its own input size and the analysis allows it; else None."""
+    side = entry.timm.top1_resolution if entry.timm is not None else None
+    if side is None or side > MAX_RESOLUTION or [side, side] == list(entry.input_size[1:]):
+        return None
+    return side

@@ -18,7 +18,7 @@ def test_catalog_answers_during_warmup_and_marks_what_is_not_analysed(tmp_path):
         health = client.get("/api/health").json()["warmup"]
         assert health["running"] and health["total"] == progress.total == len(list_models())
         assert "models analysed" in response.text and "/static/js/warmup.js" in response.text
-        assert "not yet" in response.text
+        assert "not analysed yet" in response.text  # cards of models the warm-up has not reached
 
         cards = client.get("/api/models").json()["models"]
         assert len(cards) == len(list_models())
