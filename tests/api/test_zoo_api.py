@@ -194,3 +194,26 @@ def test_warmup_reports_progress_and_resumes_from_disk(tmp_path):
         assert cache.peek_totals(entries[1]).params == 60_965_224  # AlexNet as published: ~61 M
     finally:
         pool.shutdown()
+
+
+def test_warmup_also_analyses_a_timm_entry_at_its_top1_side(tmp_path):
+    """The accuracy chart plots timm's MACs at the side the top-1 was measured
+    at: the warm-up analyses it there too, after the model's own size."""
+    from app.analysis_cache import AnalysisCache
+    from app.analysis_pool import AnalysisPool
+    from app.state_store import StateStore
+    from app.warmup import Warmup, top1_side
+    from models.registry import get_entry
+
+    entry = get_entry("timm-mobilenetv1_125")
+    assert (tuple(entry.input_size), top1_side(entry)) == ((3, 224, 224), 256)  # timm's results tables
+    pool = AnalysisPool(1)
+    try:
+        cache = AnalysisCache(tmp_path, pool=pool)
+        progress = Warmup(cache, StateStore(tmp_path / "state.sqlite3")).run([entry])
+        assert (progress.done, progress.total, progress.failed, progress.analysed_now) == (1, 1, [], 2)
+        own, at_top1 = cache.peek_totals(entry), cache.peek_totals(entry, 256)
+        assert at_top1.params == own.params and at_top1.macs > own.macs
+        assert Warmup(cache, StateStore(tmp_path / "state.sqlite3")).run([entry]).analysed_now == 0  # resumes
+    finally:
+        pool.shutdown()
