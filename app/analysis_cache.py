@@ -1,6 +1,7 @@
 """Analyses cached in memory and on disk, keyed by model, resolution and
-library versions; computed once even when many requests ask at the same time;
-the whole catalog warmed in the background at start-up."""
+library versions; computed once per process even when many requests ask at
+the same time, in the analysis pool's worker processes when the app has one
+(app/analysis_pool.py), so that tracing never holds a web worker's GIL."""
 
 from __future__ import annotations
 
@@ -8,16 +9,15 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import timm
 import torch
 import torchvision
 
+from app.analysis_pool import AnalysisPool
+from app.state_store import write_atomically
 from models.analysis import ANALYSIS_VERSION, Analysis, Totals, analyse_entry, input_shape_for
 from models.catalog import ModelEntry
 from models.registry import list_models
@@ -30,21 +30,16 @@ def versions_hash() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-@dataclass
-class WarmupProgress:
-    total: int = 0
-    done: int = 0
-    failed: list[str] = field(default_factory=list)
-    current: str | None = None
-    running: bool = False
-    seconds: float = 0.0
-
-
 class AnalysisCache:
-    def __init__(self, cache_dir: Path, memory_items: int = 256) -> None:
+    """``pool``: where cold analyses run; None computes them in the calling
+    thread (the CLI and benchmarks, where one analysis is not worth starting
+    a process)."""
+
+    def __init__(self, cache_dir: Path, memory_items: int = 256, pool: AnalysisPool | None = None) -> None:
         self.directory = cache_dir / "analysis"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.versions = versions_hash()
+        self.pool = pool
         self._memory: OrderedDict[tuple[str, int, int], Analysis] = OrderedDict()
         self._memory_items = memory_items
         # Totals of every analysis seen by this process, for cards that must
@@ -54,10 +49,7 @@ class AnalysisCache:
         self.generation = 0
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, int, int], threading.Lock] = {}
-        self.traces = 0  # how many analyses were actually computed (tests read it)
-        self.progress = WarmupProgress()
-        self._stop = threading.Event()
-        self._warmup_thread: threading.Thread | None = None
+        self.traces = 0  # how many analyses this process asked to compute (tests read it)
 
     def path_for(self, entry: ModelEntry, resolution: int | None) -> Path:
         _, _, height, width = input_shape_for(entry, resolution)
@@ -91,8 +83,10 @@ class AnalysisCache:
             self.generation += 1
 
     def peek_totals(self, entry: ModelEntry, resolution: int | None = None) -> Totals | None:
-        """The totals if this model was analysed (in this process or on disk);
-        never analyses, so a card or a page never waits for a trace."""
+        """The totals if this model was analysed (by this process, or on disk by
+        any worker or pool process); never analyses, so a card or a page never
+        waits for a trace. Kept for every model once seen (a few hundred bytes
+        each, unlike whole analyses): each file is read at most once per process."""
         _, _, height, width = input_shape_for(entry, resolution)
         key = (entry.id, height, width)
         totals = self._totals.get(key)
@@ -125,58 +119,17 @@ class AnalysisCache:
             return None
 
     def _compute(self, entry: ModelEntry, resolution: int | None) -> Analysis:
-        analysis = analyse_entry(entry, resolution)
         self.traces += 1
         path = self.path_for(entry, resolution)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(analysis.to_dict(), separators=(",", ":")))
-        tmp.replace(path)  # atomic: a reader never sees half a file
+        if self.pool is not None and _registered(entry):
+            return Analysis.from_dict(self.pool.analyse(entry.id, resolution, path))
+        # In this thread: no pool, or an entry a pool process could not look up by id.
+        analysis = analyse_entry(entry, resolution)
+        write_atomically(path, json.dumps(analysis.to_dict(), separators=(",", ":")))
         return analysis
 
-    def warm(self, entries: list[ModelEntry] | None = None, stop: threading.Event | None = None,
-             then: Callable[[], object] | None = None) -> WarmupProgress:
-        """Analyse every catalog entry at its own input size, logging progress,
-        then run ``then`` (other start-up work that reads the analyses) before
-        the warm-up reads as done; ``stop`` (the background run's) ends it
-        between two models."""
-        entries = entries if entries is not None else list_models()
-        progress = self.progress
-        progress.total, progress.done, progress.failed, progress.running = len(entries), 0, [], True
-        start = time.perf_counter()
-        for entry in entries:
-            if stop is not None and stop.is_set():
-                break
-            progress.current = entry.id
-            try:
-                self.get(entry)
-            except Exception:  # one broken model must not stop the warm-up
-                log.exception("Warm-up: analysis of %s failed", entry.id)
-                progress.failed.append(entry.id)
-            progress.done += 1
-            if progress.done % 10 == 0 or progress.done == progress.total:
-                log.info("Warm-up: %d/%d models analysed (%.1f s)", progress.done, progress.total,
-                         time.perf_counter() - start)
-        if then is not None and not (stop is not None and stop.is_set()):
-            progress.current = None
-            then()
-        progress.current, progress.running = None, False
-        progress.seconds = time.perf_counter() - start
-        return progress
 
-    def start_warmup(self, then: Callable[[], object] | None = None) -> threading.Thread:
-        """``warm`` in the background; progress reads as running from this call on."""
-        entries = list_models()
-        self.progress.total, self.progress.done, self.progress.running = len(entries), 0, True
-        self._stop.clear()
-        thread = threading.Thread(target=self.warm, args=(entries, self._stop, then), name="convzoo-warmup",
-                                  daemon=True)
-        thread.start()
-        self._warmup_thread = thread
-        return thread
-
-    def stop(self, timeout_s: float = 60) -> None:
-        """End the background warm-up after the model in hand (a thread killed
-        inside torch at interpreter exit aborts the process)."""
-        self._stop.set()
-        if self._warmup_thread is not None:
-            self._warmup_thread.join(timeout_s)
+def _registered(entry: ModelEntry) -> bool:
+    """In the catalog, so a pool process can rebuild it from its id; a user's
+    network (app/custom) lives in this process's store only."""
+    return any(catalog_entry.id == entry.id for catalog_entry in list_models())

@@ -23,8 +23,35 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Our loggers (warm-up progress, worker) print beside uvicorn's.
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    uvicorn.run("app.main:app", host=args.host, port=args.port, log_level="info")
+    # Analysis processes per worker: the cores shared out among the workers
+    # (N workers each with one per core would oversubscribe the machine N times).
+    os.environ.setdefault("CONVZOO_ANALYSIS_PROCESSES", str(max(1, (os.cpu_count() or 1) // args.workers)))
+    if args.ray:
+        _deploy_on_ray(args)
+    # With workers > 1 uvicorn spawns that many processes on one socket; they share
+    # job state, leases and the warm-up through the cache directory (app/state_store.py).
+    uvicorn.run("app.main:app", host=args.host, port=args.port, log_level="info", workers=args.workers)
     return 0
+
+
+def _deploy_on_ray(args: argparse.Namespace) -> None:
+    """Start (or join) Ray, deploy the predictor, and point every web worker at it."""
+    if not (args.ray_address or os.environ.get("CONVZOO_RAY_ADDRESS")):
+        # A Ray started here for this server listens on loopback only (read when ray is imported).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray
+    except ImportError:
+        raise SystemExit("convzoo: --ray needs Ray Serve: pip install 'convzoo[ray]'") from None
+    from app.config import Settings
+    from app.predict.ray_serve import deploy
+
+    if args.ray_address:
+        os.environ["CONVZOO_RAY_ADDRESS"] = args.ray_address
+    settings = Settings()
+    deploy(settings, replicas=args.ray_replicas or settings.ray_replicas, cpus_per_replica=settings.ray_replica_cpus)
+    os.environ["CONVZOO_PREDICTOR"] = "ray"
+    os.environ["CONVZOO_RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
 
 
 def _onnx_file_entry(path: str, settings, cache, resolution: int | None):
@@ -163,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the web app")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (they share one state)")
+    serve.add_argument("--ray", action="store_true", help="serve predictions from a Ray Serve deployment")
+    serve.add_argument("--ray-address", default=None, help="a Ray cluster to join (default: start one here)")
+    serve.add_argument("--ray-replicas", type=int, default=None, help="predictor replicas (default 2)")
     serve.set_defaults(run=_serve)
 
     summary = sub.add_parser("summary", help="print a model's per-layer analysis")

@@ -47,5 +47,15 @@ class Settings(BaseSettings):
     inside_loaded_models: int = 2
     inside_max_waiting: int = 4
 
+    # "embedded": the inference worker thread in each web worker; "ray": the Ray Serve
+    # deployment that `convzoo serve --ray` starts (app/predict/ray_serve.py)
+    predictor: Literal["embedded", "ray"] = "embedded"
+    ray_address: str | None = None  # a Ray cluster to join ("auto", "ray://host:10001"); None: start one here
+    ray_replicas: int = Field(2, ge=1)
+    ray_replica_cpus: float = Field(1.0, gt=0)
+
+    # Cold analyses and the warm-up run in this many processes; 0: one per core
+    analysis_processes: int = Field(0, ge=0)
+
     # Speed benchmarks
     speed_time_budget_s: float = 20.0

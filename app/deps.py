@@ -1,4 +1,4 @@
-"""Small FastAPI dependencies: the analysis cache from app.state, catalog lookups."""
+"""Small FastAPI dependencies: the analysis cache and the warm-up from app.state, catalog lookups."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import Request
 
 from app.errors import UnknownModel
 from app.analysis_cache import AnalysisCache
+from app.warmup import Warmup
 from app.names import folded as _folded
 from models.catalog import ModelEntry
 from models.registry import UnknownModelError, get_entry, list_models
@@ -15,6 +16,10 @@ from models.registry import UnknownModelError, get_entry, list_models
 
 def get_cache(request: Request) -> AnalysisCache:
     return request.app.state.analysis_cache
+
+
+def get_warmup(request: Request) -> Warmup:
+    return request.app.state.warmup
 
 
 def near_misses(model_id: str, limit: int = 3) -> list[ModelEntry]:

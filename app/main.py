@@ -6,6 +6,7 @@ level is for uvicorn; tests build their own with
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from app.analysis_cache import AnalysisCache
+from app.analysis_pool import AnalysisPool
 from app.charts import routes as charts
 from app.config import Settings
 from app.custom import routes as custom
@@ -33,9 +35,11 @@ from app.predict import routes as predict
 from app.predict.pipeline import preload_entries
 from app.predict.worker import InferenceWorker
 from app.schemas import ERROR_RESPONSES
+from app.state_store import StateStore
 from app.speed import routes as speed
 from app.speed.jobs import create_speed_jobs
 from app.templating import install_filters
+from app.warmup import Warmup
 from app.weights import routes as weights
 from app.weights.jobs import WeightsFetches
 from app.zoo import routes as zoo
@@ -65,6 +69,39 @@ def install_plotly_js() -> Path:
     return target
 
 
+class WorkerHeader:
+    """Names the worker process that answered (``X-ConvZoo-Worker``: its pid):
+    with ``--workers N`` which process served a request is otherwise invisible
+    (operators reading logs, and the tests that check every worker agrees)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_named(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-convzoo-worker", str(os.getpid()).encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_named)
+
+
+def inference_for(settings: Settings, device: torch.device):
+    """The embedded batching worker, or the web tier's side of the Ray Serve deployment."""
+    if settings.predictor == "ray":
+        from app.predict.ray_serve import RayInference
+
+        return RayInference(device, address=settings.ray_address, max_batch_size=settings.max_batch_size,
+                            max_batch_wait_ms=settings.max_batch_wait_ms, max_queue=settings.max_queue)
+    return InferenceWorker(
+        device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
+        max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads,
+        runtime=settings.runtime, export_dir=settings.cache_dir / "onnx", tolerance=settings.onnx_tolerance)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     logger = logging.getLogger("convzoo")
@@ -73,12 +110,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         if settings.warm_cache:
             # The lab's first view (its MobileNet grid) is computed ahead of its first visitor too.
-            app.state.analysis_cache.start_warmup(then=lambda: lab_data(app.state.analysis_cache))
+            app.state.warmup.start(then=lambda: lab_data(app.state.analysis_cache))
         app.state.inference.start(preload=preload_entries(settings))
         yield
         app.state.inference.stop()
-        app.state.analysis_cache.stop()
+        app.state.warmup.stop()
         app.state.speed_jobs.stop()
+        app.state.analysis_pool.shutdown()
         app.state.weights_fetches.stop()
 
     # The stock /docs and /redoc load their scripts from a CDN: /docs is served
@@ -89,17 +127,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.logger = logger
     app.state.device = resolve_device(settings.device)
-    app.state.analysis_cache = AnalysisCache(settings.cache_dir)
+    # What every worker process shares (`convzoo serve --workers N`) lives in the cache directory.
+    app.state.state_store = StateStore(settings.cache_dir / "state.sqlite3")
+    app.state.analysis_pool = AnalysisPool(settings.analysis_processes)
+    app.state.analysis_cache = AnalysisCache(settings.cache_dir, pool=app.state.analysis_pool)
+    app.state.warmup = Warmup(app.state.analysis_cache, app.state.state_store)
+    app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.state_store, app.state.device,
+                                             settings.speed_time_budget_s)
+    app.state.inference = inference_for(settings, app.state.device)
     set_trained_weights_dir(settings.cache_dir / "weights")  # LeNet-5's, trained here
     app.state.custom_store = CustomStore(settings.cache_dir / "custom", settings.custom_store_bytes,
                                          on_evict=app.state.analysis_cache.forget)
     app.state.custom_store.install()
-    app.state.speed_jobs = create_speed_jobs(settings.cache_dir, app.state.device, settings.speed_time_budget_s)
     app.state.weights_fetches = WeightsFetches()
-    app.state.inference = InferenceWorker(
-        app.state.device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
-        max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads,
-        runtime=settings.runtime, export_dir=settings.cache_dir / "onnx", tolerance=settings.onnx_tolerance)
     app.state.inside = InsideWorker(app.state.device, loaded_models=settings.inside_loaded_models,
                                     max_waiting=settings.inside_max_waiting, runtime=settings.runtime,
                                     export_dir=settings.cache_dir / "onnx", tolerance=settings.onnx_tolerance)
@@ -127,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return HTMLResponse(html.replace("<html>", '<html lang="en">', 1))
 
     install_error_handlers(app)
+    app.add_middleware(WorkerHeader)
     app.add_middleware(HeadAsGet)
     app.include_router(zoo.router, responses=ERROR_RESPONSES)
     app.include_router(charts.router, responses=ERROR_RESPONSES)

@@ -64,11 +64,15 @@ class ModelCard(BaseModel):
 
 
 class WarmupStatus(BaseModel):
+    """The start-up analysis of the whole catalog, shared by every worker process."""
+
     total: int
     done: int
     failed: list[str]
     running: bool
     current: str | None
+    seconds: float = 0.0  # since this run started
+    analysed_now: int = 0  # traced by this run; the rest were on disk from an earlier one
 
 
 class Health(BaseModel):

@@ -1,15 +1,18 @@
 """Load run: many clients at once against a real server on loopback.
 
-Starts `uvicorn app.main:app` in a subprocess (its own cache directory, the
-catalog warmed first), then runs N concurrent clients for a bounded time and
-request count with a mix of page views, per-layer analyses across the whole
-catalog (some at other resolutions), compare calls and predictions on real
-photos. Reports p50/p95/p99 per endpoint, status counts, errors (a 5xx
-other than 503 `busy`, or no answer), and the server's RSS at start, peak and end of each round;
-a second round on the same server shows whether memory keeps growing.
-Prints a table and writes bench/results/load.json.
+Starts `convzoo serve --workers N` in a subprocess (its own cache directory,
+the catalog warmed first), then runs M concurrent clients for a bounded time
+and request count with a mix of page views, per-layer analyses across the
+whole catalog (some at other resolutions: the first request for a model and
+resolution is a cold analysis, reported apart as "layers (cold)"), compare
+calls and predictions on real photos. Reports p50/p95/p99 per endpoint,
+status counts, errors (a 5xx other than 503 `busy`, or no answer), and the
+RSS of the server's whole process tree (workers and analysis processes) at
+start, peak and end of each round; a second round on the same server shows
+whether memory keeps growing. Prints a table and writes
+bench/results/load.json (1 worker) or bench/results/load-<N>-workers.json.
 
-    .venv/bin/python bench/load.py [--clients 16] [--seconds 180] [--rounds 2]
+    .venv/bin/python bench/load.py [--workers 1] [--clients 16] [--seconds 180] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -31,7 +34,12 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "load.json"
+RESULTS = ROOT / "bench" / "results"
+
+
+def results_path(workers: int) -> Path:
+    return RESULTS / ("load.json" if workers == 1 else f"load-{workers}-workers.json")
+
 RESOLUTIONS = [None, None, None, 128, 160, 192, 256, 320]
 
 
@@ -45,11 +53,27 @@ def sample_images() -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in paths]
 
 
+def _descendants(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children + [d for c in children for d in _descendants(c)]
+
+
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    """RSS of ``pid`` and every process under it (uvicorn's workers, the analysis pools)."""
+    total = 0
+    for process in [pid, *_descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -58,15 +82,19 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Server:
-    def __init__(self) -> None:
+    """`convzoo serve --workers N` on a free loopback port with a fresh cache directory."""
+
+    def __init__(self, workers: int = 1, **env_overrides: str) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "CONVZOO_CACHE_DIR": tempfile.mkdtemp(prefix="convzoo-load-"), "CONVZOO_DEVICE": "cpu"}
+        env = {**os.environ, "CONVZOO_CACHE_DIR": tempfile.mkdtemp(prefix="convzoo-load-"), "CONVZOO_DEVICE": "cpu",
+               "PYTHONPATH": str(ROOT), **env_overrides}
+        self.cache_dir = env["CONVZOO_CACHE_DIR"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning"], cwd=ROOT, env=env)
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait_ready(self, timeout_s: float = 600) -> None:
         deadline = time.monotonic() + timeout_s
@@ -92,6 +120,7 @@ def run_round(base: str, pid: int, clients: int, seconds: float, max_requests: i
     failures: list[str] = []
     lock = threading.Lock()
     sent = [0]
+    analysed: set[tuple[str, int]] = set()  # (model, resolution) asked for once: the next asks are not cold
     stop_at = time.monotonic() + seconds
     rss = {"start": rss_bytes(pid), "peak": rss_bytes(pid)}
 
@@ -100,8 +129,12 @@ def run_round(base: str, pid: int, clients: int, seconds: float, max_requests: i
         roll = rng.random()
         if roll < 0.30:
             resolution = rng.choice(RESOLUTIONS)
-            query = f"?resolution={resolution}" if resolution else ""
-            return "layers", f"/api/models/{model_id}/layers{query}", {}
+            if resolution is None:  # the model's own size: analysed by the warm-up
+                return "layers", f"/api/models/{model_id}/layers", {}
+            with lock:
+                cold = (model_id, resolution) not in analysed
+                analysed.add((model_id, resolution))
+            return "layers (cold)" if cold else "layers", f"/api/models/{model_id}/layers?resolution={resolution}", {}
         if roll < 0.50:
             label, page = rng.choice([
                 ("page /", "/"), ("page /models/{id}", f"/models/{model_id}"),
@@ -175,10 +208,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--max-requests", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (convzoo serve --workers)")
+    parser.add_argument("--analysis-processes", type=int, default=None,
+                        help="analysis processes per worker (default: convzoo serve's, the cores / workers)")
     args = parser.parse_args()
 
     images = sample_images()
-    server = Server()
+    processes = args.analysis_processes or max(1, (os.cpu_count() or 1) // args.workers)
+    server = Server(args.workers, CONVZOO_ANALYSIS_PROCESSES=str(processes))
     try:
         server.wait_ready()
         model_ids = [m["id"] for m in httpx.get(server.base + "/api/models", timeout=60).json()["models"]]
@@ -189,16 +226,20 @@ def main() -> None:
 
     for number, result in enumerate(rounds, 1):
         rss = result["rss_bytes"]
-        print(f"\nround {number}: {result['requests']} requests in {result['seconds']:.0f} s from {args.clients} "
+        print(f"\nround {number}: {args.workers} worker(s), {result['requests']} requests in {result['seconds']:.0f} s "
+              f"from {args.clients} "
               f"clients; server RSS start {rss['start'] / 1e6:.0f} MB, peak {rss['peak'] / 1e6:.0f} MB, "
               f"end {rss['end'] / 1e6:.0f} MB")
         print(f"{'endpoint':18s} {'requests':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'503':>5s} {'errors':>6s}")
         for label, e in result["endpoints"].items():
             print(f"{label:18s} {e['requests']:8d} {e['p50_ms']:8.1f} {e['p95_ms']:8.1f} {e['p99_ms']:8.1f} "
                   f"{e['busy_503']:5d} {e['errors']:6d}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"clients": args.clients, "seconds": args.seconds, "rounds": rounds}, indent=1))
-    print(f"\nwrote {RESULTS}")
+    path = results_path(args.workers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"workers": args.workers, "analysis_processes": processes,
+                                "clients": args.clients, "seconds": args.seconds,
+                                "cpus": os.cpu_count(), "rounds": rounds}, indent=1))
+    print(f"\nwrote {path}")
     if any(e["errors"] for r in rounds for e in r["endpoints"].values()):
         sys.exit(1)
 

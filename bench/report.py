@@ -64,18 +64,61 @@ def speed_runtimes() -> str:
         f"\n\nfloat32, {data['threads']} threads, torch {data['torch']}; the speed runner's medians (one run).")
 
 
-def load() -> str:
-    data = json.loads((RESULTS / "load.json").read_text())
+def load(name: str = "load.json") -> str:
+    data = json.loads((RESULTS / name).read_text())
     parts = []
     for number, r in enumerate(data["rounds"], 1):
         rss = r["rss_bytes"]
-        parts.append(f"Round {number}: {r['requests']} requests in {r['seconds']:.0f} s from {data['clients']} clients; "
-                     f"server RSS {rss['start'] / 1e6:.0f} MB at start, {rss['peak'] / 1e6:.0f} MB peak, "
+        parts.append(f"Round {number}, {data.get('workers', 1)} worker(s): {r['requests']} requests in "
+                     f"{r['seconds']:.0f} s from {data['clients']} clients; server RSS (all its processes) "
+                     f"{rss['start'] / 1e6:.0f} MB at start, {rss['peak'] / 1e6:.0f} MB peak, "
                      f"{rss['end'] / 1e6:.0f} MB at end.")
         rows = [[label, str(e["requests"]), f"{e['p50_ms']:.0f}", f"{e['p95_ms']:.0f}", f"{e['p99_ms']:.0f}",
                  ", ".join(f"{code}: {n}" for code, n in sorted(e["statuses"].items())), str(e["errors"])]
                 for label, e in r["endpoints"].items()]
         parts.append(table(["endpoint", "requests", "p50 ms", "p95 ms", "p99 ms", "statuses", "errors"], rows))
+    return "\n\n".join(parts)
+
+
+# Runs of bench/load.py side by side: (file, what the server was).
+SCALE_RUNS = [
+    ("load-before-pool.json", "1 worker, analyses in-process (before the pool)"),
+    ("load.json", "1 worker, 2 analysis processes"),
+    ("load-1-worker-1-process.json", "1 worker, 1 analysis process"),
+    ("load-2-workers.json", "2 workers, 2 analysis processes each"),
+]
+
+
+def load_scale() -> str:
+    runs = [(json.loads((RESULTS / name).read_text()), label) for name, label in SCALE_RUNS
+            if (RESULTS / name).exists()]
+    endpoints = sorted({e for data, _ in runs for e in data["rounds"][0]["endpoints"]})
+    header = ["endpoint"] + [f"{label}: p50 / p95 ms" for _, label in runs]
+    rows = [[e] + [(lambda x: f"{x['p50_ms']:.0f} / {x['p95_ms']:.0f}" if x else "-")(
+        data["rounds"][0]["endpoints"].get(e)) for data, _ in runs] for e in endpoints]
+    rows.append(["requests in the round"] + [str(data["rounds"][0]["requests"]) for data, _ in runs])
+    rows.append(["errors (no answer or 5xx but 503)"] + [
+        str(sum(x["errors"] for x in data["rounds"][0]["endpoints"].values())) for data, _ in runs])
+    rows.append(["server RSS start / peak / end MB"] + [
+        " / ".join(f"{data['rounds'][0]['rss_bytes'][k] / 1e6:.0f}" for k in ("start", "peak", "end"))
+        for data, _ in runs])
+    return table(header, rows)
+
+
+def warmup() -> str:
+    data = json.loads((RESULTS / "warmup.json").read_text())
+    names = ("first start", "restart (resumes)")
+    rows = [[name, f"{r['server_ready_s']:.1f}", f"{r['warmup']['seconds']:.1f}", str(r["warmup"]["analysed_now"]),
+             f"{r['warmup']['done']} / {r['warmup']['total']}", str(len(r["warmup"]["failed"])),
+             f"{r['peak_rss_bytes'] / 1e6:.0f}"] for name, r in zip(names, data["runs"])]
+    parts = [table(["run", "server ready s", "warm-up s", "analysed by this run", "done", "failed",
+                    "peak RSS MB"], rows)]
+    for name, r in zip(names, data["runs"]):
+        rows = [[label, str(e["requests"]), f"{e['p50_ms']:.0f}", f"{e['p95_ms']:.0f}", f"{e['p99_ms']:.0f}",
+                 str(e["errors"])] for label, e in r["pages"].items()]
+        parts.append(f"Pages while the warm-up runs ({name}, {data['clients']} clients, "
+                     f"{data['workers']} worker(s)):\n\n"
+                     + table(["page", "requests", "p50 ms", "p95 ms", "p99 ms", "errors"], rows))
     return "\n\n".join(parts)
 
 
@@ -141,5 +184,6 @@ def graph() -> str:
 if __name__ == "__main__":
     for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict),
                           ("bench/speed_runtimes.py", speed_runtimes), ("bench/lenet.py", lenet),
-                          ("bench/load.py", load), ("bench/graph.py", graph), ("bench/inside.py", inside)):
+                          ("bench/load.py", load), ("bench/load.py: workers and analysis processes", load_scale),
+                          ("bench/warmup.py", warmup), ("bench/graph.py", graph), ("bench/inside.py", inside)):
         print(f"### {title}\n\n{render()}\n")

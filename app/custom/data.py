@@ -55,7 +55,7 @@ def add_onnx(store: CustomStore, cache: AnalysisCache, data: bytes, resolution: 
         except (AnalysisError, KeyError, TypeError, ArithmeticError) as exc:
             raise UnsupportedModel(f"The graph cannot be analysed: {exc}") from None
         store.put_onnx(entry, model, resolution)
-    summary = card(cache, entry)
+    summary = card(entry, cache.get(entry).totals)
     return OnnxCreated(**summary.model_dump(), url=f"/models/{model_id}", cached=cached,
                        analysis_ms=round((time.perf_counter() - start) * 1000, 1))
 

@@ -90,3 +90,5 @@ class WorkerStatus(BaseModel):
     images: int
     batch_sizes: dict[int, int]  # batch size -> how many batches of that size ran
     loaded_models: list[str]  # the LRU, least recently used first
+    predictor: Literal["embedded", "ray"] = "embedded"  # the worker thread here, or the Ray Serve deployment
+    replicas: dict[str, int] = {}  # Ray mode: replica id -> images it answered for this web worker

@@ -104,6 +104,8 @@ class ModelCache:
 
 
 class InferenceWorker:
+    mode = "embedded"  # beside app/predict/ray_serve.py's RayInference
+
     def __init__(self, device: torch.device, *, max_batch_size: int, max_batch_wait_ms: float, max_queue: int,
                  loaded_models: int, torch_threads: int = 0, runtime: str = "auto", export_dir: Path | None = None,
                  tolerance: float | None = None) -> None:

@@ -1,25 +1,24 @@
-"""Speed measurements in the background: one job at a time on a single worker
-thread (never the event loop), with progress, cancellation, and results kept
-on disk per device so a reload shows them at once."""
+"""Speed measurements in the background: one job at a time across all worker
+processes, in a thread (never the event loop), with progress, cancellation,
+and results kept on disk per device so a reload shows them at once."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import queue
 import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 import torch
+from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from app.errors import Conflict, InvalidParameter, NotFound
+from app.state_store import Heartbeat, StateStore, new_owner, write_atomically
 from models.analysis import input_shape_for
 from models.catalog import ModelEntry
 from models.speed import SpeedCancelled, SpeedConfig, SpeedError, SpeedResult, measure, validate_config
@@ -28,6 +27,9 @@ from models.speed_backends import DeviceInfo, device_info
 log = logging.getLogger("convzoo.speed")
 
 JOB_HISTORY = 32
+KIND, CANCEL_KIND = "speed_job", "speed_cancel"  # documents in the shared store
+LEASE = "speed"  # held by the worker that runs the measurement
+LEASE_TTL_S, HEARTBEAT_S = 10.0, 1.0
 _RESULT = TypeAdapter(SpeedResult)
 
 
@@ -137,163 +139,195 @@ class SpeedStore:
         return sorted(p.stem for p in self.directory.glob("*.json")) if self.directory.is_dir() else []
 
     def save(self, result: SpeedResult) -> None:
-        with self._lock:
+        """Add ``result`` to its model's file. Read, add and write under a file
+        lock (filelock), so a server's worker and `convzoo bench` saving at the
+        same time keep both results; written atomically for readers."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(result.model_id)
+        with self._lock, FileLock(path.with_name(f".{path.name}.lock")):
             results = self._read(result.model_id)
             results[result_key(result)] = result
-            self.directory.mkdir(parents=True, exist_ok=True)
-            path = self._path(result.model_id)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"results": {k: asdict(v) for k, v in results.items()}}, indent=1))
-            tmp.replace(path)
+            write_atomically(self._path(result.model_id),
+                             json.dumps({"results": {k: asdict(v) for k, v in results.items()}}, indent=1))
 
 
 class _Running:
-    """A job's mutable state, touched by the worker and read by requests."""
+    """A job this process runs: its state (written to the shared store as it
+    changes), the lease owner name, and the cancel flag the measurement polls."""
 
     def __init__(self, job: Job, entries: list[ModelEntry], config: SpeedConfig, skip_measured: bool) -> None:
         self.job = job
         self.entries = entries
         self.config = config
         self.skip_measured = skip_measured
+        self.owner = new_owner()
         self.cancel = threading.Event()
 
 
 class SpeedJobs:
-    def __init__(self, store: SpeedStore, device: torch.device, time_budget_s: float,
+    """Speed jobs shared by every worker process through the state store
+    (app/state_store.py): the job table, so any worker answers for any job;
+    the one-measurement-at-a-time rule, a lease that the worker running a job
+    holds and renews (two overlapping runs would spoil each other's timings);
+    and cancellation, a flag any worker may set that the running worker's
+    heartbeat polls. The measurement runs in a thread of the worker that
+    accepted the POST, never on the event loop."""
+
+    def __init__(self, store: SpeedStore, state: StateStore, device: torch.device, time_budget_s: float,
                  export_dir: Path | None = None) -> None:
         self.store = store
+        self.state = state
         self.export_dir = export_dir  # ONNX exports of the constant-filled nets
         self.device = device
         self.time_budget_s = time_budget_s
-        self._jobs: OrderedDict[str, _Running] = OrderedDict()
-        self._active: _Running | None = None
+        self._local: dict[str, _Running] = {}  # the jobs this process runs
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._queue: queue.Queue[_Running | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+
+    def refuse_while_running(self) -> None:
+        """Conflict now if any worker runs a measurement (``submit`` checks again, atomically)."""
+        holder = self.state.holder(LEASE)
+        if holder is not None:
+            raise _busy(holder[1] or holder[0])
 
     def submit(self, kind: Literal["model", "all"], entries: list[ModelEntry], params: SpeedParams,
                skip_measured: bool = False) -> Job:
-        """Queue a job; Conflict while another is queued or running."""
+        """Start a job; Conflict while another runs in any worker."""
         config = params.config(self.time_budget_s)
         try:
             validate_config(config, self.device)
         except SpeedError as exc:
             raise InvalidParameter(str(exc) + ".") from None
+        job = Job(id=uuid.uuid4().hex[:16], kind=kind, status="queued", device=str(self.device),
+                  models=[e.id for e in entries], params=params,
+                  progress=JobProgress(model_count=len(entries)), created_at=_now())
+        running = _Running(job, entries, config, skip_measured)
+        holder = self.state.claim(LEASE, running.owner, LEASE_TTL_S, value=job.id,
+                                  then=(KIND, job.id, job.model_dump(mode="json")))
+        if holder is not None:
+            raise _busy(holder)
+        self.state.keep_newest(KIND, JOB_HISTORY)
+        thread = threading.Thread(target=self._work, args=(running,), name="convzoo-speed", daemon=True)
         with self._lock:
-            if self._active is not None:
-                raise Conflict(f"A speed measurement is already running (job {self._active.job.id}); "
-                               "wait for it or cancel it first.")
-            job = Job(id=uuid.uuid4().hex[:16], kind=kind, status="queued", device=str(self.device),
-                      models=[e.id for e in entries], params=params,
-                      progress=JobProgress(model_count=len(entries)), created_at=_now())
-            running = _Running(job, entries, config, skip_measured)
-            self._active = running
-            self._jobs[job.id] = running
-            while len(self._jobs) > JOB_HISTORY:
-                self._jobs.popitem(last=False)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="convzoo-speed", daemon=True)
-                self._thread.start()
-            self._queue.put(running)
-            return job.model_copy(deep=True)
+            self._local[job.id] = running
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return job.model_copy(deep=True)
 
     def get(self, job_id: str) -> Job:
-        with self._lock:
-            running = self._jobs.get(job_id)
-            if running is None:
-                raise NotFound(f"No speed job {job_id!r}; jobs are kept in memory until the server restarts.")
-            return running.job.model_copy(deep=True)
+        body = self.state.get(KIND, job_id)
+        if body is None:
+            raise NotFound(f"No speed job {job_id!r}; the last {JOB_HISTORY} jobs are kept.")
+        return self._seen_alive(Job.model_validate(body))
+
+    def _seen_alive(self, job: Job) -> Job:
+        """A job left queued or running without its lease: the worker process
+        running it stopped (crashed or was killed) before it could say so."""
+        if job.status in ("queued", "running"):
+            holder = self.state.holder(LEASE)
+            if holder is None or holder[1] != job.id:
+                job.status, job.error = "failed", "The worker process running this measurement stopped."
+        return job
 
     def jobs(self) -> JobList:
-        with self._lock:
-            jobs = [r.job.model_copy(deep=True) for r in reversed(self._jobs.values())]
-            return JobList(jobs=jobs, running=self._active.job.id if self._active else None)
+        jobs = [self._seen_alive(Job.model_validate(body)) for body in self.state.newest(KIND, JOB_HISTORY)]
+        jobs.sort(key=lambda job: job.created_at, reverse=True)
+        active = [job.id for job in jobs if job.status in ("queued", "running")]
+        return JobList(jobs=jobs, running=active[0] if active else None)
 
     def cancel(self, job_id: str) -> Job:
-        """Ask a job to stop at its next run; a finished job is returned as it is."""
-        with self._lock:
-            running = self._jobs.get(job_id)
-            if running is None:
-                raise NotFound(f"No speed job {job_id!r}; jobs are kept in memory until the server restarts.")
-            running.cancel.set()
+        """Ask a job to stop at its next run, whichever worker runs it; a
+        finished job is returned as it is."""
+        job = self.get(job_id)
+        if job.status in ("queued", "running"):
+            self.state.put(CANCEL_KIND, job_id, {"requested_at": _now()})
+            with self._lock:
+                if job_id in self._local:
+                    self._local[job_id].cancel.set()
         return self.get(job_id)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Cancel what runs and end the worker (app shutdown)."""
+        """Cancel what this process runs and wait for it (app shutdown)."""
         with self._lock:
-            if self._active is not None:
-                self._active.cancel.set()
-            thread = self._thread
-        if thread is not None and thread.is_alive():
-            self._queue.put(None)
+            for running in self._local.values():
+                running.cancel.set()
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout_s)
 
-    # The worker thread.
+    # The job's thread.
 
-    def _work(self) -> None:
-        while (running := self._queue.get()) is not None:
-            try:
+    def _work(self, running: _Running) -> None:
+        job = running.job
+
+        def poll_cancel() -> None:
+            if self.state.get(CANCEL_KIND, job.id) is not None:
+                running.cancel.set()
+
+        try:
+            with Heartbeat(self.state, LEASE, running.owner, LEASE_TTL_S, HEARTBEAT_S, tick=poll_cancel):
                 self._run(running)
-            except Exception as exc:  # never let one job kill the worker
-                log.exception("speed job %s failed", running.job.id)
-                self._update(running, status="failed", error=str(exc) or type(exc).__name__)
-            finally:
-                with self._lock:
-                    job = running.job
-                    if job.status in ("queued", "running"):
-                        job.status = "done"
-                    job.finished_at = _now()
-                    self._active = None
+        except Exception as exc:  # never let one job kill the worker
+            log.exception("speed job %s failed", job.id)
+            job.status, job.error = "failed", str(exc) or type(exc).__name__
+        finally:
+            if job.status in ("queued", "running"):
+                job.status = "done"
+            job.finished_at = _now()
+            # The final state and the lease go in one transaction: no reader sees a
+            # finished job still holding the lease, or a free lease with a running job.
+            self.state.release(LEASE, running.owner, then=(KIND, job.id, job.model_dump(mode="json")))
+            with self._lock:
+                self._local.pop(job.id, None)
 
-    def _update(self, running: _Running, **changes) -> None:
-        with self._lock:
-            for name, value in changes.items():
-                setattr(running.job, name, value)
+    def _save(self, running: _Running) -> None:
+        self.state.put(KIND, running.job.id, running.job.model_dump(mode="json"))
 
     def _run(self, running: _Running) -> None:
         job, config = running.job, running.config
-        self._update(running, status="running", started_at=_now())
+        job.status, job.started_at = "running", _now()
+        self._save(running)
         count = len(running.entries)
         for index, entry in enumerate(running.entries):
             if running.cancel.is_set():
                 break
 
             def progress(fraction: float, batch_size: int, index: int = index, entry: ModelEntry = entry) -> None:
-                with self._lock:
-                    job.progress = JobProgress(fraction=(index + fraction) / count, model_index=index + 1,
-                                               model_count=count, current_model=entry.id, batch_size=batch_size)
+                job.progress = JobProgress(fraction=(index + fraction) / count, model_index=index + 1,
+                                           model_count=count, current_model=entry.id, batch_size=batch_size)
+                self._save(running)
 
             progress(0.0, config.batch_sizes[0])
             if running.skip_measured and self.store.has(entry, config):
-                self._outcome(running, ModelOutcome(model_id=entry.id, status="skipped"))
+                job.outcomes.append(ModelOutcome(model_id=entry.id, status="skipped"))
                 continue
             try:
                 result = measure(entry, self.device, config, progress=progress, cancel=running.cancel,
                                  export_dir=self.export_dir)
             except SpeedCancelled:
-                self._outcome(running, ModelOutcome(model_id=entry.id, status="cancelled"))
+                job.outcomes.append(ModelOutcome(model_id=entry.id, status="cancelled"))
                 break
             except Exception as exc:  # one model failing must not end "measure all"
                 log.warning("measuring %s failed: %s", entry.id, exc)
-                self._outcome(running, ModelOutcome(model_id=entry.id, status="failed", error=str(exc)))
+                job.outcomes.append(ModelOutcome(model_id=entry.id, status="failed", error=str(exc)))
                 if job.kind == "model":
-                    self._update(running, status="failed", error=str(exc))
+                    job.status, job.error = "failed", str(exc)
                 continue
             self.store.save(result)
-            self._outcome(running, ModelOutcome(model_id=entry.id, status="measured"))
+            job.outcomes.append(ModelOutcome(model_id=entry.id, status="measured"))
             if job.kind == "model":
-                self._update(running, result=result)
-        with self._lock:
-            if running.cancel.is_set():
-                job.status = "cancelled"
-            elif job.status == "running":
-                job.status = "done"
-                job.progress.fraction = 1.0
-
-    def _outcome(self, running: _Running, outcome: ModelOutcome) -> None:
-        with self._lock:
-            running.job.outcomes.append(outcome)
+                job.result = result
+            self._save(running)
+        if running.cancel.is_set():
+            job.status = "cancelled"
+        elif job.status == "running":
+            job.status = "done"
+            job.progress.fraction = 1.0
 
 
-def create_speed_jobs(cache_dir: Path, device: torch.device, time_budget_s: float) -> SpeedJobs:
-    return SpeedJobs(SpeedStore(cache_dir, device_info(device)), device, time_budget_s, cache_dir / "onnx")
+def _busy(job_id: str) -> Conflict:
+    return Conflict(f"A speed measurement is already running (job {job_id}); wait for it or cancel it first.")
+
+
+def create_speed_jobs(cache_dir: Path, state: StateStore, device: torch.device, time_budget_s: float) -> SpeedJobs:
+    return SpeedJobs(SpeedStore(cache_dir, device_info(device)), state, device, time_budget_s, cache_dir / "onnx")

@@ -63,8 +63,9 @@ def api_model_speed_figure(model_id: str, jobs: Jobs) -> dict:
 @router.post("/api/models/{model_id}/speed", status_code=202, response_model=Job)
 def api_measure(model_id: str, jobs: Jobs, cache: Cache, params: Annotated[SpeedParams | None, Body()] = None):
     params = params or SpeedParams()
-    entry = _checked(cache, lookup_entry(model_id), params)
-    return _accepted(jobs.submit("model", [entry], params))
+    entry = lookup_entry(model_id)
+    jobs.refuse_while_running()  # 409 at once, before a cold analysis of the resolution
+    return _accepted(jobs.submit("model", [_checked(cache, entry, params)], params))
 
 
 @router.post("/api/speed/measure-all", status_code=202, response_model=Job)

@@ -4,6 +4,7 @@ and, beside each, its page (/, /models/{id}, /compare)."""
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 import threading
 from typing import Annotated
 
@@ -13,7 +14,7 @@ import torchvision
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.deps import get_cache, lookup_entry
+from app.deps import get_cache, get_warmup, lookup_entry
 from app.errors import InvalidParameter
 from app.schemas import Health, WarmupStatus
 from app.zoo.graph import graph_data, graph_outline, graph_svg
@@ -22,6 +23,7 @@ from app.zoo import pages as zoo_pages
 from app.zoo.catalog import CatalogQuery, catalog_query, select
 from models.catalog import ModelEntry
 from app.analysis_cache import AnalysisCache
+from app.warmup import Warmup
 from app.zoo.data import (MAX_COMPARE, MODEL_LIST_PATTERN, catalog_data, compare_data, layers_csv, layers_data,
                               model_data, parse_model_list)
 from models.analysis import MAX_RESOLUTION
@@ -29,18 +31,17 @@ from models.analysis import MAX_RESOLUTION
 router = APIRouter()
 
 Cache = Annotated[AnalysisCache, Depends(get_cache)]
+WarmupState = Annotated[Warmup, Depends(get_warmup)]
 Resolution = Annotated[int | None, Query(ge=1, le=MAX_RESOLUTION,
                                          description="Side of a square input, in pixels")]
 
 
 @router.get("/api/health", response_model=Health)
-def health(request: Request, cache: Cache) -> Health:
-    progress = cache.progress
+def health(request: Request, warmup: WarmupState) -> Health:
     return Health(
         status="ok", device=str(request.app.state.device),
         versions={"torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__},
-        warmup=WarmupStatus(total=progress.total, done=progress.done, failed=progress.failed,
-                            running=progress.running, current=progress.current),
+        warmup=WarmupStatus(**asdict(warmup.progress)),
     )
 
 
@@ -53,11 +54,12 @@ def api_models(request: Request, cache: Cache, query: Query_) -> Response:
     The unfiltered answer is served from bytes kept until another model is analysed."""
     if not query.is_default():
         return Response(select(catalog_data(cache).models, query).model_dump_json(), media_type="application/json")
-    generation, body = getattr(request.app.state, "catalog_bytes", (None, b""))
-    if generation != cache.generation:
+    written = cache.directory.stat().st_mtime_ns  # changes as any process (pool, other worker) adds an analysis
+    stamp, body = getattr(request.app.state, "catalog_bytes", (None, b""))
+    if stamp != (cache.generation, written):
         body = catalog_data(cache).model_dump_json().encode()
-        generation = cache.generation  # read after: a model analysed meanwhile refreshes the next answer
-        request.app.state.catalog_bytes = (generation, body)
+        # generation read after: a model analysed meanwhile refreshes the next answer
+        request.app.state.catalog_bytes = ((cache.generation, written), body)
     return Response(body, media_type="application/json")
 
 
@@ -162,14 +164,14 @@ def _render(request: Request, template: str, context: dict) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def catalog_page(request: Request, cache: Cache, query: Query_,
+def catalog_page(request: Request, cache: Cache, warmup: WarmupState, query: Query_,
                  selected: Annotated[str | None, Query(max_length=2000)] = None) -> HTMLResponse:
     """Never waits for the warm-up: models not analysed yet are listed as such."""
     if query.per_page is None:
         query.per_page = zoo_pages.CATALOG_PAGE_SIZE
     cards = catalog_data(cache).models
     page = select(cards, query)
-    return _render(request, "catalog.html", {"catalog": page, "warmup": cache.progress, "timm_version": timm.__version__,
+    return _render(request, "catalog.html", {"catalog": page, "warmup": warmup.progress, "timm_version": timm.__version__,
                                              **zoo_pages.catalog_extras(cards, query, page, selected)})
 
 

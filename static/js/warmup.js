@@ -1,4 +1,5 @@
-// Follows the start-up analysis through /api/health and opens the catalog when it is done.
+// The catalog while the start-up analysis runs: follows its progress through
+// /api/health and reloads the page once it is done, so every card shows its numbers.
 (function () {
   const bar = document.getElementById("warmup-progress");
   const done = document.getElementById("warmup-done");
@@ -12,7 +13,7 @@
       current.textContent = w.current ? " — now " + w.current : "";
       if (!w.running) { window.location.reload(); return; }
     } catch (err) { /* the server may be restarting: try again */ }
-    setTimeout(poll, 500);
+    setTimeout(poll, 1000);
   }
-  setTimeout(poll, 500);
+  setTimeout(poll, 1000);
 })();

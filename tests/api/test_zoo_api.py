@@ -170,11 +170,50 @@ def test_a_fresh_cache_on_the_same_directory_reads_from_disk(settings):
     assert cache.traces == 0
 
 
-def test_warmup_reports_progress(tmp_path):
+def test_warmup_reports_progress_and_resumes_from_disk(tmp_path):
     from app.analysis_cache import AnalysisCache
+    from app.analysis_pool import AnalysisPool
+    from app.state_store import StateStore
+    from app.warmup import Warmup
     from models.registry import get_entry
 
-    cache = AnalysisCache(tmp_path)
-    progress = cache.warm([get_entry("lenet5"), get_entry("alexnet_paper")])
-    assert (progress.done, progress.total, progress.failed, progress.running) == (2, 2, [], False)
-    assert cache.traces == 2
+    entries = [get_entry("lenet5"), get_entry("alexnet_paper"), get_entry("nin")]
+    store = StateStore(tmp_path / "state.sqlite3")
+    pool = AnalysisPool(1)
+    try:
+        cache = AnalysisCache(tmp_path, pool=pool)
+        cache.get(entries[0])  # analysed before the warm-up, e.g. by a run that stopped
+        progress = Warmup(cache, store).run(entries)
+        assert (progress.done, progress.total, progress.failed, progress.running) == (3, 3, [], False)
+        assert progress.analysed_now == 2  # lenet5 was on disk already
+        # Any process reading the store sees the same; the pool wrote the files.
+        assert Warmup(AnalysisCache(tmp_path, pool=pool), StateStore(tmp_path / "state.sqlite3")).progress == progress
+        assert all(cache.path_for(entry, None).exists() for entry in entries)
+        again = Warmup(cache, store).run(entries)
+        assert (again.done, again.analysed_now) == (3, 0)
+        assert cache.peek_totals(entries[1]).params == 60_965_224  # AlexNet as published: ~61 M
+    finally:
+        pool.shutdown()
+
+
+def test_warmup_also_analyses_a_timm_entry_at_its_top1_side(tmp_path):
+    """The accuracy chart plots timm's MACs at the side the top-1 was measured
+    at: the warm-up analyses it there too, after the model's own size."""
+    from app.analysis_cache import AnalysisCache
+    from app.analysis_pool import AnalysisPool
+    from app.state_store import StateStore
+    from app.warmup import Warmup, top1_side
+    from models.registry import get_entry
+
+    entry = get_entry("timm-mobilenetv1_125")
+    assert (tuple(entry.input_size), top1_side(entry)) == ((3, 224, 224), 256)  # timm's results tables
+    pool = AnalysisPool(1)
+    try:
+        cache = AnalysisCache(tmp_path, pool=pool)
+        progress = Warmup(cache, StateStore(tmp_path / "state.sqlite3")).run([entry])
+        assert (progress.done, progress.total, progress.failed, progress.analysed_now) == (1, 1, [], 2)
+        own, at_top1 = cache.peek_totals(entry), cache.peek_totals(entry, 256)
+        assert at_top1.params == own.params and at_top1.macs > own.macs
+        assert Warmup(cache, StateStore(tmp_path / "state.sqlite3")).run([entry]).analysed_now == 0  # resumes
+    finally:
+        pool.shutdown()

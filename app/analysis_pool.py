@@ -1,0 +1,102 @@
+"""Cold analyses in worker processes, off the request path.
+
+Tracing a model is CPU-bound Python: in a web worker's thread it holds the GIL
+against every other request (measured under bench/load.py's 16 clients: cold
+layer analyses at a p95 of 7 s, and the pages around them waiting). Here it
+runs in a ``concurrent.futures.ProcessPoolExecutor`` instead, shared by the
+requests that find no cached analysis and by the start-up warm-up. The worker
+processes run at a lower scheduling priority (``os.nice``), so the web tier's
+short requests get the cores first, and with one torch thread each (a meta
+trace does no arithmetic). Each worker writes the cache file itself,
+atomically, and hands the analysis back as a plain dict.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from app.state_store import write_atomically
+
+# Niceness added to analysis processes: requests served by the web workers come first.
+ANALYSIS_NICENESS = 5
+
+
+def default_processes() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def _init_process() -> None:
+    os.nice(ANALYSIS_NICENESS)
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def analyse_to_file(model_id: str, resolution: int | None, path: str, return_data: bool = True) -> dict | None:
+    """In a pool process: analyse catalog entry ``model_id`` (models.analysis),
+    write the cache file at ``path``, return the analysis as a dict (or None
+    when the caller only needs it on disk, as the warm-up does).
+    Raises models.analysis.AnalysisError as analyse_entry does."""
+    from models.analysis import analyse_entry
+    from models.registry import get_entry
+
+    data = analyse_entry(get_entry(model_id), resolution).to_dict()
+    write_atomically(Path(path), json.dumps(data, separators=(",", ":")))
+    return data if return_data else None
+
+
+class AnalysisPool:
+    """A process pool started on first use (spawned, not forked: the web
+    worker has threads, and torch is not fork-safe), restarted if a worker
+    process dies (e.g. killed for memory) instead of failing every later call."""
+
+    def __init__(self, processes: int = 0) -> None:
+        self.processes = processes or default_processes()
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, model_id: str, resolution: int | None, path: Path, return_data: bool = True) -> Future:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_init_process)
+            executor = self._executor
+        try:
+            return executor.submit(analyse_to_file, model_id, resolution, str(path), return_data)
+        except BrokenProcessPool:
+            self._discard(executor)
+            return self.submit(model_id, resolution, path, return_data)
+
+    def analyse(self, model_id: str, resolution: int | None, path: Path) -> dict[str, Any]:
+        """Analyse in the pool and wait; once more in a fresh pool if a worker died meanwhile."""
+        future = self.submit(model_id, resolution, path)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._discard(None)
+            return self.submit(model_id, resolution, path).result()
+
+    def _discard(self, executor: ProcessPoolExecutor | None) -> None:
+        with self._lock:
+            if executor is None or self._executor is executor:
+                broken, self._executor = self._executor, None
+            else:
+                return
+        if broken is not None:
+            broken.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        """Cancel what waits and return at once (app shutdown): a process still
+        starting (importing torch takes seconds) or tracing finishes that and
+        exits by itself; its cache file, if any, is written whole or not at all."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
