@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from pydantic import BaseModel
 from torch import nn
@@ -267,6 +268,12 @@ def _conv1_side(f: Facts) -> Figure:
 CS231N_MODULE_NAIVE = {**CS231N_MODULE, "c3r": 0, "c5r": 0, "pool_proj": 0}
 
 
+def _calculator(params: dict[str, int | bool]) -> tuple[str, str]:
+    """The lab's inception calculator opened on this module."""
+    query = urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+    return ("lab: the inception module", f"/lab?{query}#bottleneck")
+
+
 def _model(model_id: str, label: str) -> tuple[str, str]:
     return (label, f"/models/{model_id}")
 
@@ -394,36 +401,35 @@ QUOTES: list[Quote] = [
           6_800_000, "parameters", 100_000, _googlenet_params, (_model("googlenet", "GoogLeNet"),), ("googlenet",)),
     Quote("cs231n-inception-naive", "CS231n-style", "GoogLeNet and the 1x1 bottleneck",
           "Naive inception module on 28x28x256 (128 1x1, 192 3x3, 96 5x5, pool): 854M ops", 854_000_000, "MACs",
-          1_000_000, _inception(True), (("lab: the inception module", "/lab#bottleneck"),), (),
-          lab=CS231N_MODULE),
+          1_000_000, _inception(True), (_calculator(CS231N_MODULE),), (), lab=CS231N_MODULE),
     Quote("cs231n-inception-reduced", "CS231n-style", "GoogLeNet and the 1x1 bottleneck",
           "The same module with 64-filter 1x1 bottlenecks: 358M ops", 358_000_000, "MACs", 1_000_000,
-          _inception(False), (("lab: the inception module", "/lab#bottleneck"),), (), lab=CS231N_MODULE),
+          _inception(False), (_calculator(CS231N_MODULE),), (), lab=CS231N_MODULE),
     Quote("curriculum-bottleneck-480-weights", "curriculum", "GoogLeNet and the 1x1 bottleneck",
           "480 -> 48 5x5 filters on 14x14: 576K weights", 576_000, "weights", 1_000,
           _lesson_bottleneck({**BOTTLENECK_480, "c5r": 0}, "weights", "5·5·480·48 = {n} weights."),
-          (("lab: the inception module", "/lab#bottleneck"),), (), lab=BOTTLENECK_480),
+          (_calculator(BOTTLENECK_480),), (), lab=BOTTLENECK_480),
     Quote("curriculum-bottleneck-480-macs", "curriculum", "GoogLeNet and the 1x1 bottleneck",
           "480 -> 48 5x5 filters on 14x14: 112.9M ops", 112_900_000, "MACs", 100_000,
           _lesson_bottleneck({**BOTTLENECK_480, "c5r": 0}, "macs", "14·14·48·5·5·480 = {n} multiply-adds."),
-          (("lab: the inception module", "/lab#bottleneck"),), (), lab=BOTTLENECK_480),
+          (_calculator(BOTTLENECK_480),), (), lab=BOTTLENECK_480),
     Quote("curriculum-bottleneck-480-reduced-weights", "curriculum", "GoogLeNet and the 1x1 bottleneck",
           "... with a 16-filter 1x1 reduction first: 26.9K weights", 26_900, "weights", 100,
           _lesson_bottleneck(BOTTLENECK_480, "weights", "480·16 + 5·5·16·48 = {n} weights."),
-          (("lab: the inception module", "/lab#bottleneck"),), (), lab=BOTTLENECK_480),
+          (_calculator(BOTTLENECK_480),), (), lab=BOTTLENECK_480),
     Quote("curriculum-bottleneck-480-reduced-macs", "curriculum", "GoogLeNet and the 1x1 bottleneck",
           "... with a 16-filter 1x1 reduction first: 5.27M ops", 5_270_000, "MACs", 10_000,
           _lesson_bottleneck(BOTTLENECK_480, "macs", "14·14·(480·16 + 5·5·16·48) = {n} multiply-adds."),
-          (("lab: the inception module", "/lab#bottleneck"),), (), lab=BOTTLENECK_480),
+          (_calculator(BOTTLENECK_480),), (), lab=BOTTLENECK_480),
     Quote("curriculum-bottleneck-192-macs", "curriculum", "GoogLeNet and the 1x1 bottleneck",
           "5x5, 32 filters on 28x28x192: 120M ops", 120_000_000, "MACs", 1_000_000,
           _lesson_bottleneck({**BOTTLENECK_192, "c5r": 0}, "macs", "28·28·32·5·5·192 = {n} multiply-adds."),
-          (("lab: the inception module", "/lab#bottleneck"),), (), lab=BOTTLENECK_192),
+          (_calculator(BOTTLENECK_192),), (), lab=BOTTLENECK_192),
     Quote("curriculum-bottleneck-192-reduced-macs", "curriculum", "GoogLeNet and the 1x1 bottleneck",
           "... with a 16-filter reduction: 12M ops", 12_000_000, "MACs", 1_000_000,
           _lesson_bottleneck(BOTTLENECK_192, "macs", "28·28·(192·16 + 5·5·16·32) = {n} multiply-adds: 12M, "
                                                      "truncated."),
-          (("lab: the inception module", "/lab#bottleneck"),), (), lab=BOTTLENECK_192),
+          (_calculator(BOTTLENECK_192),), (), lab=BOTTLENECK_192),
     # Receptive fields
     Quote("curriculum-rf-two", "curriculum", "Receptive fields", "Two stacked 3x3 convolutions see 5x5", 5, "pixels",
           0, _stack_rf(2), (("lab: receptive field", "/lab#receptive-field"),)),

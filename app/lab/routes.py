@@ -92,10 +92,10 @@ def lab_page(request: Request, cache: Cache) -> HTMLResponse:
 
 @router.get("/api/lab/numbers", response_model=NumbersPage)
 def api_numbers(cache: Cache,
-                model: Annotated[str | None, Query(description="Only the claims about this zoo model id")] = None
+                model: Annotated[str | None, Query(description="Only the claims about this zoo model id (empty: all)")] = None
                 ) -> NumbersPage:
     """Every figure the course's slides quote, recomputed, with a verdict (exact, rounded, other_variant, wrong)."""
-    return numbers_data(cache, lookup_entry(model).id if model is not None else None)
+    return numbers_data(cache, lookup_entry(model).id if model else None)
 
 
 @router.get("/lab/numbers", response_class=HTMLResponse, include_in_schema=False)

@@ -193,16 +193,23 @@
     form.addEventListener("input", later);
     form.addEventListener("change", later);
     form.addEventListener("submit", (e) => { e.preventDefault(); update(); });
+    function apply(values) {
+      for (const [name, value] of Object.entries(values)) {
+        const input = form.elements[name];
+        if (!input) continue;
+        if (input.type === "checkbox") input.checked = value === true || value === "true"; else input.value = value;
+      }
+      clearTimeout(timer);
+      update();
+    }
     for (const button of form.querySelectorAll("[data-preset]")) {
-      button.addEventListener("click", () => {
-        for (const [name, value] of Object.entries(JSON.parse(button.dataset.preset))) {
-          const input = form.elements[name];
-          if (!input) continue;
-          if (input.type === "checkbox") input.checked = Boolean(value); else input.value = value;
-        }
-        clearTimeout(timer);
-        update();
-      });
+      button.addEventListener("click", () => apply(JSON.parse(button.dataset.preset)));
+    }
+    // A link to one section with its inputs in the query (/lab?height=28&...#bottleneck,
+    // as /lab/numbers gives them) opens that section on those inputs.
+    const asked = new URLSearchParams(location.search);
+    if (location.hash === `#${section.id}` && [...asked.keys()].some((name) => form.elements[name])) {
+      apply(Object.fromEntries(asked));
     }
   }
 

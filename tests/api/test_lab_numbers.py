@@ -119,6 +119,7 @@ def test_counts_and_model_filter(client, claims):
     topics = [c["topic"] for c in body["claims"]]
     runs = [t for i, t in enumerate(topics) if i == 0 or topics[i - 1] != t]
     assert len(runs) == len(set(runs)), "each topic is listed in one piece"
+    assert client.get("/api/lab/numbers", params={"model": ""}).json() == body   # an empty filter is no filter
     missing = client.get("/api/lab/numbers", params={"model": "vgg17"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_model"
 

@@ -104,6 +104,10 @@ def test_lectures_numbers_page_and_where_they_show(page, live_server):
     expect(row.locator(".verdict")).to_have_text("wrong")
     expect(p.locator("#fgv-alexnet-params .verdict")).to_have_text("other variant")
     page.screenshot("lab-numbers")
+    row.get_by_role("link", name="lab: the inception module").click()   # opens the calculator on that module
+    expect(p.locator("#bottleneck input[name=channels]")).to_have_value("256")
+    expect(p.locator("#bottleneck [data-slot=claims] [data-claim=cs231n-inception-reduced] .verdict")).to_have_text(
+        "wrong")
 
     p = _open(page, live_server)
     p.get_by_role("button", name="CS231n-style module on 28x28x256, 64-filter reductions").click()
