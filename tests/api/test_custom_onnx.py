@@ -89,12 +89,13 @@ def test_the_pages_export_command_writes_one_file_that_uploads(client, tmp_path)
 
 
 def test_an_upload_is_named_after_its_file_where_the_graph_has_the_exporters_name(client, resnet18_upload):
-    data, card = resnet18_upload
-    assert onnx.load_from_string(data).graph.name == "main_graph"
-    assert card["name"] == f"ONNX resnet ({card['id'][5:13]})"  # from "../../resnet.onnx": the name, not the path
-    named = onnx.load_from_string(data)
-    named.graph.name = "my_resnet"
-    mine = client.post("/api/custom/onnx", files={"file": ("<b>x</b>.onnx", named.SerializeToString())}).json()
+    model = onnx.load_from_string(resnet18_upload[0])
+    assert model.graph.name == "main_graph"
+    model.doc_string = uuid.uuid4().hex  # a file the store has never seen under another name
+    card = client.post("/api/custom/onnx", files={"file": ("../../resnet.onnx", model.SerializeToString())}).json()
+    assert card["name"] == f"ONNX resnet ({card['id'][5:13]})"  # the file's name, not its path
+    model.graph.name = "my_resnet"
+    mine = client.post("/api/custom/onnx", files={"file": ("<b>x</b>.onnx", model.SerializeToString())}).json()
     assert mine["name"] == f"ONNX my_resnet ({mine['id'][5:13]})"
 
 
