@@ -266,8 +266,16 @@ def test_one_explanation_at_a_time_and_the_rest_are_told_to_wait(photos):
 
         thread = threading.Thread(target=occlude)
         thread.start()
-        time.sleep(1.0)
-        second = httpx.post(f"{url}/api/explain", files={"file": ("c", data)}, data={"method": "gradcam"}, timeout=30)
+        time.sleep(0.5)  # the occlusion is admitted first (its upload takes milliseconds)
+        second = None
+        while thread.is_alive():  # ask until a request meets the running occlusion (it takes seconds)
+            answer = httpx.post(f"{url}/api/explain", files={"file": ("c", data)}, data={"method": "gradcam"},
+                                timeout=30)
+            if answer.status_code != 200:
+                second = answer
+                break
+            time.sleep(0.02)
+        assert second is not None, "no request arrived while the occlusion ran"
         assert_error(second, 503, "busy")
         assert int(second.headers["Retry-After"]) >= 1
         assert httpx.get(f"{url}/api/health").status_code == 200
