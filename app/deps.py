@@ -37,7 +37,7 @@ def lookup_entry(model_id: str) -> ModelEntry:
     try:
         return get_entry(model_id)
     except UnknownModelError as exc:
-        suggestions = near_misses(model_id)
+        suggestions = [] if exc.uploaded else near_misses(model_id)
         hint = f" Did you mean {' or '.join(e.id for e in suggestions)}?" if suggestions else ""
         raise UnknownModel(str(exc) + hint, model_id=model_id,
-                           suggestions=[(e.id, e.name) for e in suggestions]) from None
+                           suggestions=[(e.id, e.name) for e in suggestions], uploaded=exc.uploaded) from None

@@ -23,9 +23,11 @@ class ApiError(Exception):
 class UnknownModel(ApiError):
     status, code = 404, "unknown_model"
 
-    def __init__(self, message: str, *, model_id: str = "", suggestions: list[tuple[str, str]] | None = None) -> None:
+    def __init__(self, message: str, *, model_id: str = "", suggestions: list[tuple[str, str]] | None = None,
+                 uploaded: bool = False) -> None:
         super().__init__(message)
         self.model_id = model_id
+        self.uploaded = uploaded  # an id of a user's own network that is not (or no longer) stored
         self.suggestions = suggestions or []  # (id, name) of the models the reader probably meant
 
 
@@ -111,7 +113,7 @@ def _render(request: Request, status: int, code: str, message: str, headers: dic
             exc: Exception | None = None) -> Response:
     if _wants_json(request):
         return JSONResponse(error_body(code, message), status_code=status, headers=headers)
-    if isinstance(exc, UnknownModel):  # the page names the model plainly; the JSON keeps the API's hint
+    if isinstance(exc, UnknownModel) and not exc.uploaded:  # the page names it plainly; the JSON keeps the hint
         message = f"There is no model called “{exc.model_id}” in the zoo."
     templates = request.app.state.templates
     return templates.TemplateResponse(

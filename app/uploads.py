@@ -26,6 +26,7 @@ FORM_OVERHEAD = 64 * 1024  # boundaries and part headers around the file
 @dataclass
 class Upload:
     file: bytes | None = None
+    filename: str | None = None  # as the client sent it: a label at most, never a path to open
     fields: dict[str, str] = field(default_factory=dict)
 
 
@@ -68,6 +69,8 @@ class _Collector:
         _, options = parse_options_header(self._disposition)
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         self._is_file = self._name == self.file_field
+        if self._is_file and b"filename" in options:
+            self.upload.filename = options[b"filename"].decode("utf-8", "replace")[:FIELD_LIMIT]
         if not self._is_file and self._name not in self.text_fields:
             expected = ", ".join(repr(name) for name in (self.file_field, *self.text_fields))
             raise InvalidParameter(f"Unknown form field {self._name[:40]!r}; this form takes {expected}.")

@@ -295,9 +295,10 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
         with TORCH_TRACING, no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
             model(x)
     except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
-        where = explain_failure(exc, tracer.stack, rows)
-        raise AnalysisError(f"{type(model).__name__} cannot take input {list(input_shape)}: {where}",
-                            where) from exc
+        graph = getattr(model, "is_onnx_graph", False)  # models/onnx_torch.OnnxGraph (not imported: it imports us)
+        where = explain_failure(exc, tracer.stack, rows, graph)
+        subject = "The graph" if graph else type(model).__name__
+        raise AnalysisError(f"{subject} cannot take input {list(input_shape)}: {where}", where) from exc
 
     layers = _with_unexecuted(model, rows, tracer.used_storages)
     params = list({id(p): p for p in model.parameters()}.values())

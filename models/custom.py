@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 
 import onnx
@@ -40,10 +41,27 @@ def sequential_id(code: str, input_size: tuple[int, int, int]) -> str:
     return SEQUENTIAL_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def onnx_entry(model_id: str, model: onnx.ModelProto, resolution: int | None = None) -> ModelEntry:
-    """The entry of a parsed, checked graph (models/onnx_graph.parse); raises OnnxError."""
+# Graph names the exporters give every graph (torch.onnx: 'main_graph', older ones 'torch-jit-export' ...):
+# they tell one upload from another no better than the hash, so the file's name is shown instead.
+EXPORTER_GRAPH_NAMES = {"", "main_graph", "torch-jit-export", "torch_jit", "graph", "model", "tf2onnx"}
+
+
+def file_label(filename: str | None) -> str:
+    """'resnet18' from '../../resnet18.onnx': the base name without the extension, only letters, digits,
+    '.', '_', '-' and spaces kept, at most 40 characters. A label to show, never a path to open."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    base = re.sub(r"\.onnx$", "", base, flags=re.IGNORECASE)
+    return re.sub(r"\s+", " ", re.sub(r"[^\w.\- ]", "", base, flags=re.ASCII)).strip(" .")[:40]
+
+
+def onnx_entry(model_id: str, model: onnx.ModelProto, resolution: int | None = None,
+               filename: str | None = None) -> ModelEntry:
+    """The entry of a parsed, checked graph (models/onnx_graph.parse); raises OnnxError. It is named after
+    the graph, or after the uploaded file (``filename``, sanitised) where the graph has the exporter's name."""
     spec: InputSpec = input_spec(model, resolution)
-    label = model.graph.name or "graph"
+    label = model.graph.name
+    if label.strip().lower() in EXPORTER_GRAPH_NAMES:
+        label = file_label(filename) or label or "graph"
     return ModelEntry(
         id=model_id, name=f"ONNX {label} ({model_id.removeprefix(ONNX_PREFIX)[:8]})", family=ONNX_FAMILY,
         source="onnx", input_size=spec.shape, builder=lambda: OnnxGraph(model, spec.name),
@@ -52,8 +70,9 @@ def onnx_entry(model_id: str, model: onnx.ModelProto, resolution: int | None = N
     )
 
 
-def onnx_entry_from_bytes(model_id: str, data: bytes, resolution: int | None = None) -> ModelEntry:
-    return onnx_entry(model_id, parse(data), resolution)
+def onnx_entry_from_bytes(model_id: str, data: bytes, resolution: int | None = None,
+                          filename: str | None = None) -> ModelEntry:
+    return onnx_entry(model_id, parse(data), resolution, filename)
 
 
 def sequential_entry(model_id: str, code: str, input_size: tuple[int, int, int]) -> ModelEntry:

@@ -307,8 +307,11 @@ def parse(data: bytes) -> onnx.ModelProto:
     except (DecodeError, RuntimeError, ValueError) as exc:
         raise OnnxError("invalid", f"This is not a readable ONNX file (protobuf: {exc}).") from None
     graph = model.graph
-    if not model.ir_version or not graph.node or not model.opset_import:
-        raise OnnxError("invalid", "This is not an ONNX model: it has no IR version, operator set or graph nodes.")
+    missing = [what for what, present in (("IR version", model.ir_version), ("operator set", model.opset_import),
+                                          ("graph nodes", graph.node)) if not present]
+    if missing:
+        what = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+        raise OnnxError("invalid", f"This is not a usable ONNX model: it has no {what}.")
     if len(graph.node) > MAX_NODES:
         raise OnnxError("too_large", f"The graph has {len(graph.node):,} nodes; the limit is {MAX_NODES:,}.")
     tensors = list(graph.initializer) + [a.t for n in graph.node for a in n.attribute
@@ -317,7 +320,10 @@ def parse(data: bytes) -> onnx.ModelProto:
     if external or graph.sparse_initializer:
         raise OnnxError("external", "The graph keeps weights in external data files "
                                     f"({', '.join(external[:5]) or 'sparse initialisers'}); nothing outside the "
-                                    "upload is read. Export with the weights inside the file.")
+                                    "upload is read. Export with the weights inside the file: "
+                                    "torch.onnx.export(model, torch.randn(1, 3, 224, 224), \"model.onnx\", "
+                                    "external_data=False); or, for a model.onnx next to its .data file, "
+                                    "onnx.save(onnx.load(\"model.onnx\"), \"whole.onnx\") and upload whole.onnx.")
     _check_order(graph)
     domains = {n.domain for n in graph.node} - {"", "ai.onnx"}
     unknown = sorted({n.op_type for n in graph.node if n.domain in ("", "ai.onnx") and n.op_type not in SUPPORTED_OPS}
@@ -352,6 +358,20 @@ def strip_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     return stripped
 
 
+_WEIGHT_SLOTS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization"}  # their inputs 1.. are weights
+
+
+def _weight_inputs(graph: onnx.GraphProto, inputs: set[str]) -> list[str]:
+    """The graph inputs read only as a weight, bias or statistic (input 1 or later of a node in
+    ``_WEIGHT_SLOTS``): what torch.onnx.export(..., export_params=False) leaves as inputs."""
+    uses: dict[str, list[bool]] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in inputs:
+                uses.setdefault(name, []).append(index >= 1 and node.op_type in _WEIGHT_SLOTS)
+    return [name for name in (i.name for i in graph.input) if uses.get(name) and all(uses[name])]
+
+
 @dataclass
 class InputSpec:
     name: str
@@ -362,6 +382,14 @@ def input_spec(model: onnx.ModelProto, resolution: int | None = None) -> InputSp
     """The one image input: (C, H, W), batch dropped; free spatial dims take ``resolution``."""
     names = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in names]
+    weights = _weight_inputs(model.graph, {i.name for i in inputs})
+    if weights and len(inputs) - len(weights) == 1:
+        shown = ", ".join(weights[:3]) + (f" and {len(weights) - 3:,} more" if len(weights) > 3 else "")
+        raise OnnxError("unsupported", f"The graph was exported without its weights: {len(weights):,} of its inputs "
+                                       f"({shown}) feed only the weights and biases of Conv, Gemm, MatMul or "
+                                       "BatchNormalization nodes, so their sizes cannot be counted. Export again "
+                                       "with the weights inside: torch.onnx.export(model, torch.randn(1, 3, 224, "
+                                       "224), \"model.onnx\", export_params=True, external_data=False).")
     if len(inputs) != 1:
         raise OnnxError("unsupported", f"The graph takes {len(inputs)} inputs; ConvZoo analyses graphs of one image input.")
     dims = inputs[0].type.tensor_type.shape.dim

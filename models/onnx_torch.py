@@ -141,6 +141,8 @@ def _pair_pads(attrs: dict[str, Any], rank: int) -> list[int]:
 class OnnxGraph(nn.Module):
     """forward(x: N x C x H x W) -> the graph's first output."""
 
+    is_onnx_graph = True  # models/analysis.py words shape errors for a graph (node names, no layer to edit)
+
     def __init__(self, model: onnx.ModelProto, input_name: str) -> None:
         super().__init__()
         graph = model.graph

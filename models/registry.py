@@ -34,8 +34,14 @@ class UnknownModelError(KeyError):
     def __init__(self, model_id: str) -> None:
         super().__init__(model_id)
         self.model_id = model_id
+        # An id of a user's own network (a resolver's prefix) is not a zoo id the reader mistyped.
+        self.uploaded = any(model_id.startswith(prefix) for prefix, _ in _RESOLVERS)
 
     def __str__(self) -> str:
+        if self.uploaded:
+            return (f"No network with id {self.model_id!r} here: it was never uploaded to this server, or it was "
+                    "evicted from the store of own networks. Upload the ONNX file or type the Sequential again "
+                    "on /custom.")
         return f"No model with id {self.model_id!r} in the zoo; GET /api/models lists them."
 
 

@@ -47,6 +47,38 @@ PRESETS = {
 }
 
 
+# Arguments PyTorch needs as whole numbers, with their least value; a tuple of them is accepted where the
+# layer takes one per side (kernel_size=(3, 5)). Checked on the literals, before anything is built, so the
+# message names the argument and where it is typed, not what PyTorch says when it fails later.
+_WHOLE_NUMBERS = {name: 1 for name in (
+    "in_channels", "out_channels", "in_features", "out_features", "num_features", "groups", "size",
+    "kernel_size", "stride", "dilation", "output_size")} | {"padding": 0, "output_padding": 0}
+_PER_SIDE = {"kernel_size", "stride", "dilation", "padding", "output_padding", "output_size"}
+_PADDING_WORDS = {"same", "valid"}  # Conv2d(..., padding="same")
+
+
+def _is_whole(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _check_argument(layer: str, name: str, value: Any, node: ast.expr) -> None:
+    """Raises SequentialError where ``value`` is not what PyTorch needs for ``name``."""
+    least = _WHOLE_NUMBERS.get(name)
+    if least is None or value is None or (name == "padding" and value in _PADDING_WORDS):
+        return
+    if name in _PER_SIDE and isinstance(value, tuple) and value:
+        bad = next((v for v in value if not (_is_whole(v, least) or (name == "output_size" and v is None))), None)
+        if bad is None:
+            return
+        value = bad
+    elif _is_whole(value, least):
+        return
+    expected = f"a whole number >= {least}" + (" (or a tuple of them)" if name in _PER_SIDE else "")
+    if name == "padding":
+        expected += ', or "same" or "valid"'
+    raise SequentialError(f"{layer}: {name} must be {expected}; got {value!r}", node.lineno, node.col_offset + 1)
+
+
 class SequentialError(ValueError):
     """What is wrong with the text, and where (1-based line and column, when known)."""
 
@@ -133,7 +165,11 @@ def _layer(node: ast.expr, count: list[int]) -> Layer:
         if keyword.arg not in accepted:
             raise SequentialError(f"{name} has no argument `{keyword.arg}`; it takes {', '.join(accepted)}",
                                   keyword.lineno, keyword.col_offset + 1)
-    return Layer(name, tuple(_literal(a) for a in node.args), {k.arg: _literal(k.value) for k in node.keywords})
+    args, kwargs = tuple(_literal(a) for a in node.args), {k.arg: _literal(k.value) for k in node.keywords}
+    for argument, value, value_node in [*zip(accepted, args, node.args),
+                                        *((k.arg, kwargs[k.arg], k.value) for k in node.keywords)]:
+        _check_argument(name, argument, value, value_node)
+    return Layer(name, args, kwargs)
 
 
 def parse(code: str) -> Layer:
@@ -167,11 +203,6 @@ def build(layer: Layer) -> nn.Module:
             module = LAYERS[layer.name](*layer.args, **layer.kwargs)
     except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
         raise SequentialError(f"{layer.name}({shown}) cannot be built: {exc}") from None
-    for name in ("kernel_size", "stride", "dilation"):  # torch accepts 0 here and then computes nonsense
-        value = getattr(module, name, None)
-        values = value if isinstance(value, tuple) else (value,)
-        if any(isinstance(v, int) and v < 1 for v in values):
-            raise SequentialError(f"{layer.name}({shown}): {name} must be at least 1, got {value}")
     return module
 
 

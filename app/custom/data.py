@@ -34,28 +34,36 @@ def parse_resolution(text: str | None) -> int | None:
     return int(text)
 
 
-def add_onnx(store: CustomStore, cache: AnalysisCache, data: bytes, resolution: int | None = None) -> OnnxCreated:
+def add_onnx(store: CustomStore, cache: AnalysisCache, data: bytes, resolution: int | None = None,
+             filename: str | None = None) -> OnnxCreated:
     """Check, analyse and keep an uploaded graph (blocking: call from a worker
-    thread). Raises InvalidModelFile (400), TooLarge (413), UnsupportedModel or
+    thread). The same file again is answered from the store when its input
+    size is the stored one; at another ``resolution`` it is analysed at that
+    size (and refused, as the first upload would be, where the graph needs a
+    resolution and none is given), under the same id. ``filename`` names the
+    entry where the graph has the exporter's default name. Raises
+    InvalidModelFile (400), TooLarge (413), UnsupportedModel or
     InvalidParameter (422)."""
     start = time.perf_counter()
     model_id = onnx_id(data)
-    entry = store.entry(model_id)
-    cached = entry is not None
-    if entry is None:
-        try:
-            model = strip_weights(parse(data))
-            entry = onnx_entry(model_id, model, resolution)
-        except OnnxError as exc:
-            raise _api_error(exc) from None
+    try:
+        model = strip_weights(parse(data))
+        entry = onnx_entry(model_id, model, resolution, filename)
+    except OnnxError as exc:
+        raise _api_error(exc) from None
+    stored = store.entry(model_id)
+    cached = stored is not None and stored.input_size == entry.input_size
+    if cached:
+        entry = stored
+    else:
         try:  # a graph the engine cannot run is refused here, not kept
             cache.get(entry)
         except OnnxError as exc:
             raise _api_error(exc) from None
         except (AnalysisError, KeyError, TypeError, ArithmeticError) as exc:
             raise UnsupportedModel(f"The graph cannot be analysed: {exc}") from None
-        store.put_onnx(entry, model, resolution)
-    summary = card(entry, cache.get(entry).totals)
+        store.put_onnx(entry, model, resolution, filename)
+    summary = card(cache, entry)
     return OnnxCreated(**summary.model_dump(), url=f"/models/{model_id}", cached=cached,
                        analysis_ms=round((time.perf_counter() - start) * 1000, 1))
 

@@ -46,7 +46,8 @@ async def api_custom_onnx(request: Request) -> OnnxCreated:
     try:
         upload = await read_upload(request, state.settings.max_onnx_bytes, "file", ("resolution",))
         resolution = parse_resolution(upload.fields.get("resolution"))
-        return await run_in_threadpool(add_onnx, state.custom_store, state.analysis_cache, upload.file, resolution)
+        return await run_in_threadpool(add_onnx, state.custom_store, state.analysis_cache, upload.file, resolution,
+                                       upload.filename)
     finally:
         state.onnx_uploads_in_flight -= 1
 

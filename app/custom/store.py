@@ -72,12 +72,14 @@ class CustomStore:
             self._entries.popitem(last=False)
         return entry
 
-    def put_onnx(self, entry: ModelEntry, model: onnx.ModelProto, resolution: int | None) -> None:
-        """``model``: the graph stripped of its weights' values (models.onnx_graph.strip_weights)."""
+    def put_onnx(self, entry: ModelEntry, model: onnx.ModelProto, resolution: int | None,
+                 filename: str | None = None) -> None:
+        """``model``: the graph stripped of its weights' values (models.onnx_graph.strip_weights). Putting
+        an id again (the same file at another resolution) replaces its resolution."""
         with self._lock:
             self._write(self.directory / f"{entry.id}.onnx", model.SerializeToString())
             self._write(self.directory / f"{entry.id}.json",
-                        json.dumps({"kind": "onnx", "resolution": resolution}).encode())
+                        json.dumps({"kind": "onnx", "resolution": resolution, "filename": filename}).encode())
             self._touch(self.directory / f"{entry.id}.json")
             self._remember(entry)
             self._evict(keep=entry.id)
@@ -103,7 +105,7 @@ class CustomStore:
                 meta = json.loads(meta_path.read_text())
                 if meta["kind"] == "onnx":
                     data = (self.directory / f"{model_id}.onnx").read_bytes()
-                    entry = onnx_entry_from_bytes(model_id, data, meta.get("resolution"))
+                    entry = onnx_entry_from_bytes(model_id, data, meta.get("resolution"), meta.get("filename"))
                 else:
                     entry = sequential_entry(model_id, meta["code"], tuple(meta["input"]))
             except FileNotFoundError:

@@ -104,15 +104,28 @@ def dot_source(graph: GraphResponse) -> str:
         title = f"{block.path} · {block.type}"
         inner = [cluster(k) for k, b in enumerate(graph.blocks) if b.parent == block.id]
         return [f'subgraph cluster_{j} {{ id="gb_{j}"; label={_quote(title)}; tooltip={_quote(title)};',
-                *children.get(block.id, []), *(line for lines in inner for line in lines), "}"]
+                # dot places sibling clusters right to left in the order they are declared: reversed, they
+                # come out left to right in execution order (inception's branches 1 to 4, as in the paper)
+                *(line for lines in inner[::-1] for line in lines), *children.get(block.id, []), "}"]
 
     top = [line for j, b in enumerate(graph.blocks) if b.parent not in frames for line in cluster(j)]
     edges = [f'n{index[e.source]} -> n{index[e.target]} [id="ge_{k}"];' for k, e in enumerate(graph.edges)]
+    # A fork's branches side by side, left to right in execution order: the targets that only the fork
+    # feeds share a rank, chained by invisible flat edges (dot keeps a flat edge's tail left of its head).
+    inputs: dict[str, int] = {}
+    forks: dict[str, list[str]] = {}
+    for e in graph.edges:
+        inputs[e.target] = inputs.get(e.target, 0) + 1
+        forks.setdefault(e.source, []).append(e.target)
+    for targets in forks.values():
+        branches = sorted((t for t in targets if inputs[t] == 1), key=lambda t: index[t])
+        if len(branches) > 1:
+            edges.append("{rank=same; " + " -> ".join(f"n{index[t]}" for t in branches) + " [style=invis];}")
     return "\n".join([
         "digraph convzoo {",
         # ordering=in: a join's inputs left to right in the order the op takes them
         # (inception's branches 1 to 4, a residual's main path before its shortcut).
-        'graph [rankdir=TB, ordering=in, nodesep=0.2, ranksep=0.3, fontname="Helvetica", fontsize=10, labeljust=l, '
+        'graph [rankdir=TB, newrank=true, ordering=in, nodesep=0.2, ranksep=0.3, fontname="Helvetica", fontsize=10, labeljust=l, '
         'style="rounded,dashed", color="#8899aa", bgcolor="transparent"];',
         'node [fontname="Helvetica", fontsize=10, color="#667788", margin="0.08,0.03", height=0.3];',
         'edge [color="#667788", arrowsize=0.6];',

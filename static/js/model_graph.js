@@ -199,6 +199,7 @@
       status.textContent = `No layer named like “${text.trim()}”.`;
       return;
     }
+    status.textContent = `Found ${match}.`;  // a search's answer replaces the one before ("No layer named like …")
     const blocks = new Set(Array.from(document.querySelectorAll("#layer-table tr.block"), (tr) => tr.dataset.path));
     const parts = match.split(".");
     const ancestors = parts.slice(1).map((_, k) => parts.slice(0, k + 1).join(".")).filter((p) => blocks.has(p));

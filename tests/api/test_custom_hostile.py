@@ -104,6 +104,47 @@ def test_external_data_is_refused(small_client, tiny_onnx, tmp_path):
                                    size_threshold=0)
     message = _error(_upload(small_client, model.SerializeToString()), 422, "unsupported_model")
     assert "external data" in message
+    assert 'torch.onnx.export(model, torch.randn(1, 3, 224, 224), "model.onnx", external_data=False)' in message
+
+
+def test_an_empty_graph_is_told_only_what_it_lacks(small_client):
+    graph = helper.make_graph([], "empty", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    message = _error(_upload(small_client, data, "empty_graph.onnx"), 400, "invalid_model_file")
+    assert message == "This is not a usable ONNX model: it has no graph nodes."
+
+
+def test_a_graph_exported_without_its_weights_is_told_how_to_export_them(small_client):
+    module = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    data = export(module, (3, 8, 8), export_params=False)
+    assert len([i for i in onnx.load_from_string(data).graph.input]) > 2  # the weights are graph inputs
+    message = _error(_upload(small_client, data), 422, "unsupported_model")
+    assert "exported without its weights" in message and "export_params=True" in message
+    assert "ConvZoo analyses graphs of one image input" not in message
+
+
+def test_shape_errors_of_a_graph_name_the_node_not_a_layer_to_edit(small_client, tiny_onnx):
+    model = onnx.load_from_string(tiny_onnx)
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 4  # the input no longer fits the weights
+    message = _error(_upload(small_client, model.SerializeToString()), 422, "unsupported_model")
+    assert "The graph cannot take input [1, 4, 8, 8]: node " in message
+    assert "(Conv2d) needs 3 input channels (its weight says so) and gets a 1x4x8x8 input with 4" in message
+    assert "in_channels" not in message and "OnnxGraph" not in message
+    model_id = _upload(small_client, tiny_onnx).json()["id"]
+    small = small_client.get(f"/api/models/{model_id}?resolution=2").json()["error"]["message"]
+    assert "smaller than its 3x3 window" in small and "give the graph a larger input" in small
+    wide = small_client.get(f"/api/models/{model_id}?resolution=10").json()["error"]["message"]
+    assert "(Linear) needs 288 features" in wide and "gets a 1x512 tensor (512, from 8x8x8 = 512)" in wide
+    assert "Set its" not in wide and "OnnxGraph" not in wide
+
+
+@pytest.mark.parametrize("model_id", ["onnx-0123456789abcdef", "seq-0123456789abcdef"])
+def test_an_unknown_upload_id_says_it_was_never_uploaded_or_was_evicted(small_client, model_id):
+    message = _error(small_client.get(f"/api/models/{model_id}"), 404, "unknown_model")
+    assert "never uploaded to this server, or it was evicted" in message and "in the zoo" not in message
+    page = small_client.get(f"/models/{model_id}", headers={"accept": "text/html"})
+    assert page.status_code == 404 and "never uploaded to this server" in page.text
 
 
 def test_unsupported_ops_are_listed(small_client):
@@ -129,6 +170,13 @@ def test_free_input_size_needs_a_resolution(small_client):
     _error(_upload(small_client, data), 422, "invalid_parameter")
     card = small_client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "64"})
     assert card.status_code == 201 and card.json()["input_size"] == [3, 64, 64]
+    # The same file again answers at its own resolution, under the same id; without one it is refused again.
+    again = small_client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "224"})
+    assert again.status_code == 201 and again.json()["id"] == card.json()["id"]
+    assert again.json()["input_size"] == [3, 224, 224] and again.json()["cached"] is False
+    assert "give a resolution" in _error(_upload(small_client, data), 422, "invalid_parameter")
+    same = small_client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "224"})
+    assert same.json()["input_size"] == [3, 224, 224] and same.json()["cached"] is True
 
 
 def test_server_keeps_serving_and_keeps_uploads_under_their_hash_only(small_client, tiny_onnx):

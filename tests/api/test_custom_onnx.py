@@ -5,7 +5,10 @@ less what the exporter folded; the id then works wherever a zoo id does."""
 from __future__ import annotations
 
 import hashlib
+import html
 import re
+import subprocess
+import sys
 import uuid
 
 import onnx
@@ -68,6 +71,32 @@ def test_free_height_and_width_take_the_resolution(client):
     assert card["macs"] == client.get("/api/models/resnet18?resolution=160").json()["totals"]["macs"]
     at_224 = client.get(f"/api/models/{card['id']}?resolution=224").json()
     assert at_224["totals"]["macs"] == client.get("/api/models/resnet18").json()["macs"]
+
+
+def test_the_pages_export_command_writes_one_file_that_uploads(client, tmp_path):
+    """The command /custom gives, run as written with the venv's torch (its default exporter), in a
+    process of its own (torch.export's tracer is not to share a process with the app's threads)."""
+    page = client.get("/custom").text
+    command = html.unescape(re.search(r'<code id="onnx-export-command">(.*?)</code>', page).group(1))
+    script = ("import torch\nfrom torch import nn\nmodel = nn.Sequential(nn.Conv2d(3, 8, 7, stride=4), nn.ReLU(), "
+              f"nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))\n{command}\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no model.onnx.data beside it
+    response = client.post("/api/custom/onnx", files={"file": ("model.onnx", (tmp_path / "model.onnx").read_bytes())})
+    assert response.status_code == 201, response.text
+    assert response.json()["params"] == 3 * 8 * 49 + 8 + 8 * 10 + 10
+
+
+def test_an_upload_is_named_after_its_file_where_the_graph_has_the_exporters_name(client, resnet18_upload):
+    model = onnx.load_from_string(resnet18_upload[0])
+    assert model.graph.name == "main_graph"
+    model.doc_string = uuid.uuid4().hex  # a file the store has never seen under another name
+    card = client.post("/api/custom/onnx", files={"file": ("../../resnet.onnx", model.SerializeToString())}).json()
+    assert card["name"] == f"ONNX resnet ({card['id'][5:13]})"  # the file's name, not its path
+    model.graph.name = "my_resnet"
+    mine = client.post("/api/custom/onnx", files={"file": ("<b>x</b>.onnx", model.SerializeToString())}).json()
+    assert mine["name"] == f"ONNX my_resnet ({mine['id'][5:13]})"
 
 
 def test_same_file_again_costs_nothing(client, resnet18_upload):

@@ -58,6 +58,12 @@ def test_alexnet_conv1_preset_matches_the_slides(client):
     ("nn.Sequential(nn.Conv2d(3, 6, 5, strde=2))", "Conv2d has no argument `strde`"),
     ("nn.Sequential(nn.Conv2d(3, 6, kernel))", "only literal arguments"),
     ("nn.Sequential(nn.Conv2d(3, 6, 5), __import__('os').system('touch /tmp/convzoo-pwned'))", "unknown layer `__import__('os').system`"),
+    # Arguments PyTorch needs as positive whole numbers: checked on the text, before PyTorch sees them.
+    ("nn.Sequential(nn.Conv2d(3, 8.5, 3))", "line 1, column 28: Conv2d: out_channels must be a whole number >= 1; got 8.5"),
+    ("nn.Sequential(\n    nn.Conv2d(3,8,8.5))", "line 2, column 19: Conv2d: kernel_size must be a whole number >= 1 (or a tuple of them); got 8.5"),
+    ("nn.Sequential(nn.Conv2d(3,-8,3))", "line 1, column 27: Conv2d: out_channels must be a whole number >= 1; got -8"),
+    ("nn.Sequential(nn.MaxPool2d(2, stride=(2, 0)))", "line 1, column 38: MaxPool2d: stride must be a whole number >= 1 (or a tuple of them); got 0"),
+    ("nn.Sequential(nn.Flatten(), nn.Linear(in_features=True, out_features=10))", "line 1, column 51: Linear: in_features must be a whole number >= 1; got True"),
 ])
 def test_text_errors_say_where_and_what(client, code, expected):
     assert expected in _message(_post(client, code))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import struct
 
+from playwright.sync_api import expect
+
 
 def _ready(p) -> None:
     p.wait_for_selector("#graph-view[data-ready='1'] svg", timeout=30_000)
@@ -60,6 +62,33 @@ def test_graph_opens_folded_and_blocks_open_and_close_in_place(page, live_server
     p.select_option("#graph-depth", "1")
     p.wait_for_selector("#graph-view g.node[data-node-id='inception3a']")
     assert "inception3a:cat" not in _node_ids(p)
+    page.assert_clean()
+
+
+def test_opened_inception_branches_run_left_to_right_and_search_replaces_its_status(page, live_server):
+    p = page.page
+    p.goto(f"{live_server}/models/googlenet")
+    _ready(p)
+    firsts = ["inception3a.branch1.conv", "inception3a.branch2.0.conv", "inception3a.branch3.0",
+              "inception3a.branch4.0"]  # each branch's first node once all four are open
+    p.fill("#graph-query", firsts[1])  # opens the branches around it
+    p.click("#graph-search button[type=submit]")
+    p.wait_for_selector(f"#graph-view g.hit[data-node-id='{firsts[1]}']")
+    for block in ("inception3a.branch1", "inception3a.branch3", "inception3a.branch4"):
+        p.click(f"#graph-view g.node[data-node-id='{block}']")
+        p.wait_for_selector(f"#graph-view g.cluster[data-block-id='{block}']")
+    _ready(p)
+    xs = [p.eval_on_selector(f"#graph-view g.node[data-node-id='{node}']", "g => g.getBoundingClientRect().x")
+          for node in firsts]
+    assert xs == sorted(xs) and len(set(xs)) == 4, xs  # branch 1 to 4, as in the paper and the table
+
+    p.fill("#graph-query", "zzz")
+    p.click("#graph-search button[type=submit]")
+    expect(p.locator("#graph-status")).to_have_text("No layer named like “zzz”.")
+    p.fill("#graph-query", "fc")
+    p.click("#graph-search button[type=submit]")
+    p.wait_for_selector("#graph-view g.hit[data-node-id='fc']")
+    expect(p.locator("#graph-status")).not_to_contain_text("No layer named like")
     page.assert_clean()
 
 
