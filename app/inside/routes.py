@@ -90,6 +90,9 @@ async def api_explain(request: Request) -> ExplainResponse:
     entry = lookup_entry(upload.fields.get("model") or settings.default_model)
     method = parse_method(upload.fields.get("method"))
     target = parse_target(upload.fields.get("target"))
+    if upload.fields.get("layer") and method != "gradcam":
+        raise InvalidParameter(f"A layer applies to Grad-CAM only; {method} explains from the input, so leave "
+                               "'layer' out.")
     require_weights(entry)
     worker = request.app.state.inside
     return await worker.run(explain_job, worker, request.app.state.analysis_cache, entry, upload.file, method,

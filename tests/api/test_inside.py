@@ -281,3 +281,15 @@ def test_one_explanation_at_a_time_and_the_rest_are_told_to_wait(photos):
         assert first["response"].status_code == 200
         after = httpx.post(f"{url}/api/explain", files={"file": ("c", data)}, data={"method": "gradcam"}, timeout=30)
         assert after.status_code == 200
+
+
+def test_explain_says_which_layer_is_wrong_and_for_which_method(client, photos):
+    unknown = explain(client, photos["coffee"], layer="nosuch")
+    assert_error(unknown, 422, "invalid_parameter")
+    assert "'nosuch' is not a layer of this model" in unknown.json()["error"]["message"]
+    flat = explain(client, photos["coffee"], layer="classifier").json()["error"]["message"]
+    assert "more than one cell" in flat and "not a layer" not in flat
+    for method in ("occlusion", "guided_backprop", "deconvnet"):
+        refused = explain(client, photos["coffee"], method=method, layer="bn2.act")
+        assert_error(refused, 422, "invalid_parameter")
+        assert "Grad-CAM only" in refused.json()["error"]["message"]
