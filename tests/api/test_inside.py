@@ -182,9 +182,11 @@ def test_the_maximum_lies_on_the_object(explained, name, method):
 
 
 def test_the_crop_is_where_the_centre_crop_lies_in_the_original(explained):
-    # chelsea is 451 x 300: the crop shows a centred square of side 300 x 224 / 256 = 262.5 of the original
+    # chelsea is 451 x 300. Lite0 resizes the shorter side to 256 and crops 224 from the centre, done as one
+    # resampling of the crop's source box: a square of side 300 * 224 / 256 = 262.5 in the middle of the photo.
+    side = 300 * 224 / 256
     assert explained["chelsea", "gradcam"]["crop"] == pytest.approx(
-        {"x": (451 - 262.5) / 2, "y": (300 - 262.5) / 2, "width": 262.5, "height": 262.5})
+        {"x": (451 - side) / 2, "y": (300 - side) / 2, "width": side, "height": side})
     assert explained["coffee", "gradcam"]["crop"] == {"x": 125.0, "y": 25.0, "width": 350.0, "height": 350.0}
     assert explained["chelsea", "gradcam"]["image"] == [451, 300]
     assert explained["chelsea", "gradcam"]["layer"] == "bn2.act"  # the last 7 x 7 map
