@@ -188,7 +188,7 @@ def test_speed_page_json_twin_and_budget(client, measured):
     embedded = re.search(r'<script type="application/json" id="speed-data">(.*?)</script>', html, re.S).group(1)
     assert json.loads(embedded) == other and '<option value="bfloat16" selected>' in html
     missing = client.get("/speed?model=nope")
-    assert missing.status_code == 404 and "No model with id" in missing.text  # the error page
+    assert missing.status_code == 404 and "no model called “nope”" in missing.text  # the error page, for people
     assert 'data-speed-model="squeezenet1_1"' in client.get("/speed?model=squeezenet1_1").text
 
 

@@ -24,6 +24,7 @@ PAGES = {
     "predict": "/predict",
     "lab": "/lab",
     "lab-numbers": "/lab/numbers",
+    "custom": "/custom",
     "inside": "/models/efficientnet_lite0/inside",
     "model-lenet5": "/models/lenet5",  # with its draw-a-digit canvas
     "not-found": "/models/ResNet50",
