@@ -20,6 +20,7 @@ import http.client
 import os
 import socket
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -37,19 +38,56 @@ class DownloadError(Exception):
     """A download that failed; the message says why, without local paths."""
 
 
+# host -> (answered, time.monotonic() of the probe): the last probe's answer,
+# so that messages stop offering a download this server cannot make.
+_probed: dict[str, tuple[bool, float]] = {}
+PROBE_MEMORY_S = 300.0
+PUBLISHERS = ("https://download.pytorch.org", "https://huggingface.co", "https://github.com")
+
+
 def probe(url: str, timeout_s: float = 3.0) -> None:
     """Raise DownloadError at once when ``url``'s host cannot be reached (no
-    DNS answer, no route, refused): a TCP connection within ``timeout_s``."""
+    DNS answer, no route, refused): a TCP connection within ``timeout_s``.
+    The answer is remembered for known_unreachable."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
     except OSError as exc:
-        raise DownloadError(f"This server has no network route to {parts.hostname} ({_reason(exc)}).") from None
+        _probed[parts.hostname] = (False, time.monotonic())
+        raise DownloadError(f"This server can't reach the internet: there is no network route to "
+                            f"{parts.hostname} ({_reason(exc)}).") from None
+    _probed[parts.hostname] = (True, time.monotonic())
+
+
+def known_unreachable(url: str) -> bool:
+    """Whether the last probe of ``url``'s host (within PROBE_MEMORY_S) failed."""
+    seen = _probed.get(urlsplit(url).hostname)
+    return seen is not None and not seen[0] and time.monotonic() - seen[1] < PROBE_MEMORY_S
+
+
+def probe_publishers(timeout_s: float = 3.0) -> None:
+    """Probe the hosts that publish weights (blocking: run it off the event loop)."""
+    for url in PUBLISHERS:
+        try:
+            probe(url, timeout_s)
+        except DownloadError:
+            pass
 
 
 def _reason(exc: BaseException) -> str:
-    return str(getattr(exc, "reason", None) or exc.__class__.__name__ + (f": {exc}" if str(exc) else ""))
+    """Plain words for a network failure (urllib wraps the socket's in .reason)."""
+    cause = getattr(exc, "reason", None)
+    exc = cause if isinstance(cause, BaseException) else exc
+    if isinstance(exc, socket.gaierror):
+        return "its name could not be looked up: no network or no DNS"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(exc, OSError):
+        return "the network is unreachable"
+    return str(cause or exc.__class__.__name__)
 
 
 def download_url(url: str, target: Path, progress: Progress | None = None, timeout_s: float = 30.0) -> None:

@@ -126,7 +126,8 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None =
     ``grey``: the occlusion patch (1, C, 1, 1) in normalised units;
     ``logits``: the same model's forward pass on another runtime (a batch
     (N, C, H, W) -> (N, classes)), for occlusion, which needs no gradients.
-    Raises LayerError for a Grad-CAM layer without a spatial output and
+    Raises LayerError for a Grad-CAM layer that is not a module of ``model``
+    or has no spatial output, and
     ValueError for an unknown method or target."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}.")
@@ -140,10 +141,12 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None =
     if method == "gradcam":
         cam_layers = cam_layers if cam_layers is not None else spatial_layers(model, x)
         used_layer = layer or (cam_layers[-1] if cam_layers else None)
+        if used_layer is not None and used_layer not in dict(model.named_modules()):
+            raise LayerError(f"{used_layer[:80]!r} is not a layer of this model; pick a path from its layer table.")
         if used_layer not in cam_layers:
             raise LayerError(f"Grad-CAM needs a layer whose output is a map of more than one cell; "
-                             f"{str(used_layer)[:80]!r} is not one of this model's "
-                             f"({', '.join(cam_layers[-3:])} ... in the layer table).")
+                             f"{str(used_layer)[:80]!r}'s is not "
+                             f"(the last ones are {', '.join(cam_layers[-3:])}; see the layer table).")
         cam = LayerGradCam(model, model.get_submodule(used_layer))
         attribution = cam.attribute(x, target=target, relu_attributions=True)
         heat = LayerAttribution.interpolate(attribution.detach(), (height, width), interpolate_mode="bilinear")

@@ -79,10 +79,14 @@ class Preprocessing:
         left, top, right, bottom = self.source_box(width, height)
         return left, top, right - left, bottom - top
 
+    def input_picture(self, image: Image.Image) -> Image.Image:
+        """The net's input as an RGB picture (crop x crop pixels), before normalisation."""
+        return image.resize((self.crop, self.crop), _PIL_RESAMPLING[self.interpolation],
+                            box=self.source_box(*image.size))
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """An RGB PIL image -> a normalised float32 tensor (3, crop, crop), contiguous."""
-        resample = _PIL_RESAMPLING[self.interpolation]
-        image = image.resize((self.crop, self.crop), resample, box=self.source_box(*image.size))
+        image = self.input_picture(image)
         chw = np.asarray(image).transpose(2, 0, 1).astype(np.float32, order="C")
         chw -= np.asarray(self.mean, np.float32)[:, None, None] * 255
         chw *= 1 / (np.asarray(self.std, np.float32)[:, None, None] * 255)

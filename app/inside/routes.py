@@ -37,6 +37,8 @@ _EXPLAIN_FORM = _form([], {
                "default": "gradcam"},
     "target": {"type": "integer", "minimum": 0, "description": "A class index; default: the top-1"},
     "layer": {"type": "string", "description": "Grad-CAM's layer; default: the last spatial layer"},
+    "crop_png": {"type": "string", "enum": ["true", "false"], "default": "false",
+                 "description": "also answer the input crop as a PNG (crop_png), for clients that can't decode"},
 })
 
 
@@ -86,14 +88,20 @@ async def api_feature_maps_png(request: Request, model_id: str) -> Response:
 async def api_explain(request: Request) -> ExplainResponse:
     """What the prediction looked at: a heatmap over the input crop."""
     settings = request.app.state.settings
-    upload = await read_upload(request, settings.max_upload_bytes, "file", ("model", "method", "target", "layer"))
+    upload = await read_upload(request, settings.max_upload_bytes, "file", ("model", "method", "target", "layer", "crop_png"))
     entry = lookup_entry(upload.fields.get("model") or settings.default_model)
     method = parse_method(upload.fields.get("method"))
     target = parse_target(upload.fields.get("target"))
+    if upload.fields.get("layer") and method != "gradcam":
+        raise InvalidParameter(f"A layer applies to Grad-CAM only; {method} explains from the input, so leave "
+                               "'layer' out.")
+    with_crop = upload.fields.get("crop_png") or "false"
+    if with_crop not in ("true", "false"):
+        raise InvalidParameter(f"crop_png must be true or false; got {with_crop[:20]!r}.")
     require_weights(entry)
     worker = request.app.state.inside
     return await worker.run(explain_job, worker, request.app.state.analysis_cache, entry, upload.file, method,
-                            target, upload.fields.get("layer"), settings.max_image_pixels)
+                            target, upload.fields.get("layer"), settings.max_image_pixels, with_crop == "true")
 
 
 @router.get("/api/models/{model_id}/inside", response_model=InsidePage)

@@ -102,6 +102,9 @@ class ExplainResponse(BaseModel):
     crop: Crop
     layer: str | None = Field(description="Grad-CAM's layer; null for the other methods")
     image: list[int] = Field(description="[width, height] of the original image after EXIF orientation")
+    crop_png: str | None = Field(
+        None, description="the model's input crop (upright, before normalisation) as a PNG data: URL, when asked "
+                          "with crop_png=true; for clients that cannot decode the upload themselves")
     timing_ms: float
 
 

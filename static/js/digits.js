@@ -1,6 +1,8 @@
 // Draw-a-digit on a greyscale model's page: while you draw, the drawing is
 // POSTed to /api/predict (its top-5) and to .../feature-maps (the chosen
 // layer's channels), at most one round in flight, the last drawing winning.
+// Clear aborts the round in flight, and an answer for a cleared drawing is
+// dropped: each drawing has its own ticket.
 (function () {
   "use strict";
   const pad = document.getElementById("digit-pad");
@@ -10,12 +12,18 @@
   const canvas = $("digit-canvas");
   const ctx = canvas.getContext("2d");
   let drawing = false;
-  let inFlight = false;
+  let round = null;  // the AbortController of the round in flight
+  let ticket = 0;  // bumped by Clear: answers under an older ticket are for a drawing that is gone
   let again = false;
   let timer = null;
   let strokes = 0;
 
   function clear() {
+    ticket += 1;
+    if (round) round.abort();
+    again = false;
+    clearTimeout(timer);
+    timer = null;
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
     strokes = 0;
@@ -31,11 +39,11 @@
     return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
   }
 
-  async function post(url, fields, blob) {
+  async function post(url, fields, blob, signal) {
     const form = new FormData();
     form.append("file", blob, "digit.png");
     for (const [key, value] of Object.entries(fields)) form.append(key, value);
-    const response = await fetch(url, {method: "POST", body: form});
+    const response = await fetch(url, {method: "POST", body: form, signal: signal});
     const body = await response.json();
     if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
     return body;
@@ -67,21 +75,25 @@
   function send() {
     timer = null;
     if (!strokes) return;
-    if (inFlight) { again = true; return; }
-    inFlight = true;
+    if (round) { again = true; return; }
+    const controller = new AbortController();
+    const mine = ticket;
+    round = controller;
     if (!pad.dataset.top1) $("digit-status").textContent = "Reading the drawing…";
     canvas.toBlob(async (blob) => {
       try {
         const [top5, maps] = await Promise.all([
-          post("/api/predict", {model: model, topk: "5"}, blob),
-          post("/api/models/" + encodeURIComponent(model) + "/feature-maps", {layer: $("digit-layer").value}, blob),
+          post("/api/predict", {model: model, topk: "5"}, blob, controller.signal),
+          post("/api/models/" + encodeURIComponent(model) + "/feature-maps", {layer: $("digit-layer").value}, blob,
+            controller.signal),
         ]);
+        if (mine !== ticket) return;
         showTop5(top5);
         showMaps(maps);
       } catch (err) {
-        $("digit-status").textContent = err.message;
+        if (mine === ticket) $("digit-status").textContent = err.message;
       } finally {
-        inFlight = false;
+        if (round === controller) round = null;
         if (again) { again = false; send(); }
       }
     }, "image/png");

@@ -8,7 +8,8 @@
   if (!data.available) return;
   const api = "/api/models/" + encodeURIComponent(data.model);
   let image = null;  // the chosen Blob
-  let bitmap = null;  // it decoded upright, for drawing the crop
+  let bitmap = null;  // it decoded upright, for drawing the crop; null where this browser can't decode it
+  let maps = null;  // the last feature maps' answer, for picking a channel
 
   async function json(response) {
     const body = await response.json();
@@ -42,12 +43,52 @@
   }
 
   // -- the image ---------------------------------------------------------
+  // Every change of input starts a new generation: results computed for an
+  // older one are dropped, never drawn over the new image.
+  let generation = 0;
+  let imageName = "";
+
+  function clearResults() {
+    maps = null;
+    $("map-grid").hidden = true;
+    $("map-grid").removeAttribute("src");
+    say("map-caption", "");
+    $("map-channel").textContent = "";
+    if (!data.methods.length) return;
+    $("explain-canvas").hidden = true;
+    delete $("explain-canvas").dataset.method;
+    say("explain-caption", "");
+  }
+
   async function choose(blob, name) {
+    const mine = ++generation;
     image = blob;
-    bitmap = await createImageBitmap(blob, {imageOrientation: "from-image"});
-    say("image-status", name + " (" + bitmap.width + "×" + bitmap.height + " px) chosen.");
+    bitmap = null;
+    imageName = name;
+    clearResults();
+    say("image-status", "Reading " + name + "…");
+    let decoded = null;
+    try {
+      decoded = await createImageBitmap(blob, {imageOrientation: "from-image"});
+    } catch (err) {
+      decoded = null;  // e.g. TIFF in Chromium: the server still reads it, and draws the crop for us
+    }
+    if (mine !== generation) return;
+    bitmap = decoded;
+    say("image-status", bitmap ? name + " (" + bitmap.width + "×" + bitmap.height + " px) chosen." :
+      name + " chosen. This browser can't display its format, so the heatmap is drawn over the server's " +
+      "picture of the model's input crop.");
     $("map-run").disabled = false;
     if (data.methods.length) $("explain-run").disabled = false;
+  }
+
+  function chooseFailed(name, message) {
+    ++generation;
+    image = bitmap = null;
+    clearResults();
+    $("map-run").disabled = true;
+    if (data.methods.length) $("explain-run").disabled = true;
+    say("image-status", name + ": " + message, true);
   }
 
   async function loadExamples() {
@@ -59,8 +100,13 @@
         button.textContent = ex.title;
         button.dataset.example = ex.name;
         button.addEventListener("click", async () => {
-          const response = await fetch(ex.url);
-          await choose(await response.blob(), ex.title);
+          try {
+            const response = await fetch(ex.url);
+            if (!response.ok) throw new Error(response.statusText);
+            await choose(await response.blob(), ex.title);
+          } catch (err) {
+            chooseFailed(ex.title, err.message);
+          }
         });
         $("inside-examples").append(button);
       }
@@ -77,13 +123,14 @@
   }
 
   // -- feature maps ------------------------------------------------------
-  let maps = null;
-
   async function showMaps() {
     const layer = $("map-layer").value;
     say("map-caption", "Running the image up to " + layer + "…");
+    const mine = generation;
     try {
-      maps = await json(await fetch(api + "/feature-maps", {method: "POST", body: form({layer: layer})}));
+      const body = await json(await fetch(api + "/feature-maps", {method: "POST", body: form({layer: layer})}));
+      if (mine !== generation) return;
+      maps = body;
       const [c, h, w] = maps.shape;
       $("map-grid").src = maps.png;
       $("map-grid").hidden = false;
@@ -97,7 +144,7 @@
         "; one cell sees " + rf + ". " + maps.timing_ms.toFixed(0) + " ms. Click a tile for its channel.");
       $("map-channel").textContent = "";
     } catch (err) {
-      say("map-caption", err.message, true);
+      if (mine === generation) say("map-caption", err.message, true);
     }
   }
 
@@ -124,12 +171,22 @@
     return [255 * r, 255 * g, 255 * b];
   }
 
-  function drawHeatmap(body) {
+  function picture(url) {
+    const img = new Image();
+    img.src = url;
+    return img.decode().then(() => img);
+  }
+
+  // The heatmap over the picture it was computed for: the crop of the decoded
+  // upload, or the server's PNG of that crop.
+  async function drawHeatmap(body, source) {
     const canvas = $("explain-canvas");
     const ctx = canvas.getContext("2d");
     const c = body.crop;
+    const under = source || await picture(body.crop_png);
     ctx.globalAlpha = 1;
-    ctx.drawImage(bitmap, c.x, c.y, c.width, c.height, 0, 0, canvas.width, canvas.height);
+    if (source) ctx.drawImage(source, c.x, c.y, c.width, c.height, 0, 0, canvas.width, canvas.height);
+    else ctx.drawImage(under, 0, 0, canvas.width, canvas.height);
     const heat = document.createElement("canvas");
     heat.width = body.heatmap.width;
     heat.height = body.heatmap.height;
@@ -144,26 +201,38 @@
     ctx.globalAlpha = 1;
     canvas.hidden = false;
     canvas.dataset.method = body.method;
+    canvas.dataset.under = source ? "upload" : "server-crop";
   }
 
   async function explain() {
     const method = $("explain-method").value;
-    say("explain-caption", "Computing " + $("explain-method").selectedOptions[0].textContent + "…");
+    const mine = generation;
+    const source = bitmap;
+    say("explain-caption", "Computing " + $("explain-method").selectedOptions[0].textContent + " on " +
+      imageName + "…");
     $("explain-run").disabled = true;
     try {
       const fields = {model: data.model, method: method, target: $("explain-target").value};
       if (method === "gradcam") fields.layer = $("explain-layer").value;
+      if (!source) fields.crop_png = "true";
       const body = await json(await fetch("/api/explain", {method: "POST", body: form(fields)}));
-      drawHeatmap(body);
+      if (mine !== generation) return;
+      await drawHeatmap(body, source);
+      if (mine !== generation) return;
       const t = body.target;
-      say("explain-caption", "Class " + t.index + " “" + t.label + "” (probability " +
+      say("explain-caption", imageName + ": class " + t.index + " “" + t.label + "” (probability " +
         (100 * t.probability).toFixed(1) + "%)" + (body.layer ? " at " + body.layer : "") + ", " +
         (body.timing_ms / 1000).toFixed(2) + " s.");
     } catch (err) {
-      say("explain-caption", err.message, true);
+      if (mine === generation) say("explain-caption", err.message, true);
     } finally {
-      $("explain-run").disabled = false;
+      if (image) $("explain-run").disabled = false;
     }
+  }
+
+  function showMethodHint() {
+    $("explain-hint").textContent = $("explain-method").selectedOptions[0].dataset.hint;
+    $("explain-layer").disabled = $("explain-method").value !== "gradcam";
   }
 
   $("filter-layer").addEventListener("change", showFilters);
@@ -172,9 +241,8 @@
   $("map-grid").addEventListener("click", pickChannel);
   if (data.methods.length) {
     $("explain-run").addEventListener("click", explain);
-    $("explain-method").addEventListener("change", () => {
-      $("explain-layer").disabled = $("explain-method").value !== "gradcam";
-    });
+    $("explain-method").addEventListener("change", showMethodHint);
+    showMethodHint();
   }
   showFilters();
   loadExamples();

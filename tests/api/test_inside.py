@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from app.main import create_app
+from models.preprocess import preprocessing_for
 from models.registry import get_entry
 from models.weights import load_pretrained
 from tests.conftest import make_settings, serving
@@ -283,3 +284,32 @@ def test_one_explanation_at_a_time_and_the_rest_are_told_to_wait(photos):
         assert first["response"].status_code == 200
         after = httpx.post(f"{url}/api/explain", files={"file": ("c", data)}, data={"method": "gradcam"}, timeout=30)
         assert after.status_code == 200
+
+
+def test_explain_says_which_layer_is_wrong_and_for_which_method(client, photos):
+    unknown = explain(client, photos["coffee"], layer="nosuch")
+    assert_error(unknown, 422, "invalid_parameter")
+    assert "'nosuch' is not a layer of this model" in unknown.json()["error"]["message"]
+    flat = explain(client, photos["coffee"], layer="classifier").json()["error"]["message"]
+    assert "more than one cell" in flat and "not a layer" not in flat
+    for method in ("occlusion", "guided_backprop", "deconvnet"):
+        refused = explain(client, photos["coffee"], method=method, layer="bn2.act")
+        assert_error(refused, 422, "invalid_parameter")
+        assert "Grad-CAM only" in refused.json()["error"]["message"]
+
+
+def test_explain_answers_the_input_crop_as_a_png_when_asked(client, photos, explained):
+    """For browsers that can't decode the upload (Chromium and TIFF): the crop the heatmap covers."""
+    buffer = io.BytesIO()
+    cat = Image.open(photos["chelsea"]).convert("RGB")
+    cat.save(buffer, format="TIFF")
+    body = explain(client, buffer.getvalue(), crop_png="true").json()
+    assert body["crop"] == explained["chelsea", "gradcam"]["crop"] and explained["chelsea", "gradcam"]["crop_png"] is None
+    header, encoded = body["crop_png"].split(",", 1)
+    assert header == "data:image/png;base64"
+    crop = Image.open(io.BytesIO(base64.b64decode(encoded)), formats=["PNG"])
+    assert crop.size == (224, 224)  # Lite0's input; the pixels are those fed to it, before normalisation
+    x, y, w, h = (body["crop"][k] for k in ("x", "y", "width", "height"))
+    resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[preprocessing_for(get_entry(LITE0)).interpolation]
+    assert crop.tobytes() == cat.resize((224, 224), resample, box=(x, y, x + w, y + h)).tobytes()
+    assert_error(explain(client, photos["coffee"], crop_png="yes"), 422, "invalid_parameter")

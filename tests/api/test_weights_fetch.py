@@ -6,6 +6,7 @@ no answer shows a server path. Without a network the answer comes at once."""
 
 from __future__ import annotations
 
+import html
 import hashlib
 import io
 import time
@@ -112,3 +113,21 @@ def test_models_with_nothing_to_download(client):
     assert client.post("/api/models/efficientnet_lite1/weights/fetch").json()["status"] == "done"
     assert client.post("/api/models/resnet9000/weights/fetch").status_code == 404
     assert client.get("/api/weights/jobs/nosuchjob").json()["error"]["code"] == "not_found"
+
+
+def test_without_a_network_no_message_offers_a_fetch(client, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    response, _ = _offline(client, "inception_v4")  # timm's older URL file; its label starts "the ..."
+    if response.status_code != 409:
+        pytest.skip("the weights' host is reachable from here")
+    message = response.json()["error"]["message"]
+    assert message.startswith("This server can't reach the internet") and "To use the inception_v4" in message
+    assert "gaierror" not in message and "Errno" not in message and ". the " not in message
+    assert "convzoo weights fetch inception_v4" in message and "copy" in message
+    assert _offline(client, "squeezenet1_1")[0].status_code == 409
+    models = {m["id"]: m for m in client.get("/api/predict/models").json()["models"]}
+    for model_id in ("squeezenet1_1", "inception_v4"):
+        reason = models[model_id]["reason"]
+        assert "can't reach the internet" in reason and "Fetch them from the model page" not in reason, reason
+    page = html.unescape(client.get("/models/squeezenet1_1").text)
+    assert "can't reach the internet" in page and "Fetch them from the model page" not in page

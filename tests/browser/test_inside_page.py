@@ -5,6 +5,10 @@ leaves the server."""
 
 from __future__ import annotations
 
+from PIL import Image
+
+CATS = ("tabby", "tiger cat", "Egyptian cat")
+
 
 def test_filters_feature_maps_and_gradcam(page, live_server, photos):
     p = page.page
@@ -46,4 +50,62 @@ def test_a_model_without_weights_says_why(page, live_server):
     p = page.page
     p.goto(f"{live_server}/models/zfnet/inside")
     assert "Nothing to show" in p.locator("#unavailable").inner_text()
+    page.assert_clean()
+
+
+def test_the_inside_page_fits_a_phone(page, live_server):
+    p = page.page
+    p.set_viewport_size({"width": 390, "height": 844})
+    p.goto(f"{live_server}/models/efficientnet_lite0/inside")
+    p.locator("#filter-caption", has_text="32×3×3×3").wait_for()
+    assert p.evaluate("document.documentElement.scrollWidth") <= 390
+    wide = p.evaluate("""() => [...document.querySelectorAll('select, input, button')]
+        .filter(el => el.getBoundingClientRect().right > innerWidth + 1).map(el => el.id)""")
+    assert wide == []
+    # the methods' details live beside the menu, not in its options
+    assert p.locator("#explain-method option").all_inner_texts() == [
+        "Grad-CAM", "Occlusion", "Guided backpropagation", "DeconvNet"]
+    assert "169 forward passes" not in p.locator("#explain-hint").inner_text()
+    p.select_option("#explain-method", "occlusion")
+    assert "169 forward passes" in p.locator("#explain-hint").inner_text()
+    page.assert_clean()
+
+
+def test_a_tiff_the_browser_cannot_decode_is_explained_over_the_servers_crop(page, live_server, photos, tmp_path):
+    tiff = tmp_path / "chelsea.tiff"
+    Image.open(photos["chelsea"]).convert("RGB").save(tiff, format="TIFF")
+    p = page.page
+    p.goto(f"{live_server}/models/efficientnet_lite0/inside")
+    p.set_input_files("#inside-file", str(tiff))  # on a fresh page: usable at once, and it says so
+    p.locator("#image-status", has_text="chelsea.tiff chosen").wait_for()
+    assert "can't display" in p.locator("#image-status").inner_text()
+    assert p.locator("#explain-run").is_enabled() and p.locator("#map-run").is_enabled()
+
+    p.set_input_files("#inside-file", str(photos["coffee"]))
+    p.locator("#image-status", has_text="600×400").wait_for()
+    p.click("#explain-run")
+    p.locator("#explain-canvas[data-under=upload]").wait_for()
+    assert "coffee.png" in p.locator("#explain-caption").inner_text()
+
+    p.set_input_files("#inside-file", str(tiff))  # the coffee's heatmap and caption go at once
+    p.locator("#image-status", has_text="chelsea.tiff chosen").wait_for()
+    assert p.locator("#explain-canvas").is_hidden() and p.locator("#explain-caption").inner_text() == ""
+    p.click("#explain-run")
+    p.locator("#explain-canvas[data-under=server-crop]").wait_for()
+    caption = p.locator("#explain-caption").inner_text()
+    assert caption.startswith("chelsea.tiff:") and any(cat in caption for cat in CATS), caption
+    page.assert_clean()
+
+
+def test_a_result_that_arrives_after_the_input_changed_is_dropped(page, live_server, photos):
+    p = page.page
+    p.goto(f"{live_server}/models/efficientnet_lite0/inside")
+    p.set_input_files("#inside-file", str(photos["coffee"]))
+    p.locator("#image-status", has_text="600×400").wait_for()
+    p.select_option("#explain-method", "occlusion")  # seconds of work: time to change the image meanwhile
+    p.click("#explain-run")
+    p.click("#inside-examples button[data-example=chelsea]")
+    p.locator("#image-status", has_text="451×300").wait_for()
+    p.wait_for_timeout(6000)  # the coffee's occlusion has come back by now, and was dropped
+    assert p.locator("#explain-canvas").is_hidden() and p.locator("#explain-caption").inner_text() == ""
     page.assert_clean()
