@@ -44,7 +44,6 @@ from app.warmup import Warmup
 from app.weights import routes as weights
 from app.weights.jobs import WeightsFetches
 from app.zoo import routes as zoo
-from models.downloads import probe_publishers
 from models.weights import set_trained_weights_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,8 +113,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # The lab's first view (its MobileNet grid) is computed ahead of its first visitor too.
             app.state.warmup.start(then=lambda: lab_data(app.state.analysis_cache))
         app.state.inference.start(preload=preload_entries(settings))
-        # Whether weights can be downloaded from here at all, so that no message offers a fetch that cannot work.
-        threading.Thread(target=probe_publishers, name="convzoo-probe", daemon=True).start()
         yield
         app.state.inference.stop()
         app.state.warmup.stop()

@@ -26,6 +26,7 @@ from torch import nn
 
 from models.classic import LeNet5
 from models.digits import bitmap_image, digit_8x8, lenet_input, load_digit_data
+from models.meta import TORCH_TRACING
 
 RECIPE = {
     "data": "sklearn.datasets.load_digits", "held_out": 0.25, "split_seed": 0, "seed": 0,
@@ -86,33 +87,36 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_lenet5() -> TrainedLeNet:
     """Train LeNet-5 from a seeded initialisation; the same recipe and torch
-    give the same weights (single-threaded, so no reduction order varies)."""
+    give the same weights (single-threaded, so no reduction order varies).
+    Holds TORCH_TRACING: never beside torch.export (an ONNX export in another
+    thread), as both touch torch's global tracing state."""
     started = time.perf_counter()
     x_train, y_train, x_test, y_test = _split()
     generator = torch.Generator().manual_seed(RECIPE["seed"])
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is as fast, and reproducible
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RECIPE["seed"])
-            model = LeNet5()
-        optimizer = torch.optim.Adam(model.parameters(), lr=RECIPE["lr"])
-        steps = RECIPE["epochs"] * math.ceil(len(x_train) / RECIPE["batch"])
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-        model.train()
-        for _ in range(RECIPE["epochs"]):
-            order = torch.randperm(len(x_train), generator=generator)
-            for start in range(0, len(order), RECIPE["batch"]):
-                batch = order[start:start + RECIPE["batch"]]
-                loss = F.cross_entropy(model(_distort(x_train[batch], generator)), y_train[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-        model.eval()
-        held_out = accuracy(model, x_test, y_test)
-    finally:
-        torch.set_num_threads(threads)
+    with TORCH_TRACING:
+        torch.set_num_threads(1)  # tiny tensors: one thread is as fast, and reproducible
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(RECIPE["seed"])
+                model = LeNet5()
+            optimizer = torch.optim.Adam(model.parameters(), lr=RECIPE["lr"])
+            steps = RECIPE["epochs"] * math.ceil(len(x_train) / RECIPE["batch"])
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+            model.train()
+            for _ in range(RECIPE["epochs"]):
+                order = torch.randperm(len(x_train), generator=generator)
+                for start in range(0, len(order), RECIPE["batch"]):
+                    batch = order[start:start + RECIPE["batch"]]
+                    loss = F.cross_entropy(model(_distort(x_train[batch], generator)), y_train[batch])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+            model.eval()
+            held_out = accuracy(model, x_test, y_test)
+        finally:
+            torch.set_num_threads(threads)
     return TrainedLeNet(state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
                         held_out_accuracy=held_out, held_out_images=len(x_test), train_images=len(x_train) // 2,
                         train_seconds=time.perf_counter() - started)
