@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 

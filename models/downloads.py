@@ -42,7 +42,6 @@ class DownloadError(Exception):
 # so that messages stop offering a download this server cannot make.
 _probed: dict[str, tuple[bool, float]] = {}
 PROBE_MEMORY_S = 300.0
-PUBLISHERS = ("https://download.pytorch.org", "https://huggingface.co", "https://github.com")
 
 
 def probe(url: str, timeout_s: float = 3.0) -> None:
@@ -64,15 +63,6 @@ def known_unreachable(url: str) -> bool:
     """Whether the last probe of ``url``'s host (within PROBE_MEMORY_S) failed."""
     seen = _probed.get(urlsplit(url).hostname)
     return seen is not None and not seen[0] and time.monotonic() - seen[1] < PROBE_MEMORY_S
-
-
-def probe_publishers(timeout_s: float = 3.0) -> None:
-    """Probe the hosts that publish weights (blocking: run it off the event loop)."""
-    for url in PUBLISHERS:
-        try:
-            probe(url, timeout_s)
-        except DownloadError:
-            pass
 
 
 def _reason(exc: BaseException) -> str:
