@@ -201,6 +201,7 @@ def digit_photo(digit, *, dark_on_light: bool, seed: int, size: tuple[int, int] 
     layer = np.zeros((height, width), np.float32)
     top, left = rng.integers(8, height - digit_px - 8), rng.integers(8, width - digit_px - 8)
     layer[top:top + digit_px, left:left + digit_px] = np.clip(ink, 0, 1)
+    turn = rng.uniform(-angle, angle)
     if lighting == "even":
         paper = 210 + 25 * xx / width - 15 * yy / height + rng.normal(0, 6, (height, width))
         grey = paper * (1 - layer) + 35 * layer
@@ -220,10 +221,13 @@ def digit_photo(digit, *, dark_on_light: bool, seed: int, size: tuple[int, int] 
             light = (0.9 + 0.1 * along) * (1 - rng.uniform(0.55, 0.7) * shade)
         else:
             raise ValueError(f"unknown lighting {lighting!r}")
+        # The page turns under the lamp, not the light with it: no corner wedges of another light.
+        layer = np.asarray(Image.fromarray(layer).rotate(turn, resample=Image.Resampling.BILINEAR), np.float32)
+        turn = 0.0
         paper, mark = (240, 35) if dark_on_light else (30, 225)
         grey = light * (paper * (1 - layer) + mark * layer) + rng.normal(0, 6, (height, width))
     rgb = np.clip(np.stack([grey, grey * 0.97, grey * 0.92], -1), 0, 255).astype(np.uint8)
-    image = Image.fromarray(rgb).rotate(rng.uniform(-angle, angle), resample=Image.Resampling.BILINEAR,
+    image = Image.fromarray(rgb).rotate(turn, resample=Image.Resampling.BILINEAR,
                                         fillcolor=tuple(int(v) for v in rgb[0, 0]))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
