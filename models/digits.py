@@ -81,7 +81,7 @@ def bitmap_image(digit: np.ndarray) -> Image.Image:
 def _paper_light(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
     """The paper's own grey level at every pixel (H, W), strokes left out: a
     grey closing (dark ink) or opening (light ink) removes every feature
-    narrower than its window, a sixth of the picture's shorter side, while
+    narrower than its window, a quarter of the picture's shorter side, while
     lighting gradients and shadows, which are wider, stay (Gonzalez & Woods,
     "Digital Image Processing", 4th ed., 9.6: correcting uneven illumination
     with morphological top-hats). Done on a copy at most ``BACKGROUND_SIDE``
@@ -92,7 +92,7 @@ def _paper_light(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
     shrink = min(1.0, BACKGROUND_SIDE / max(height, width))
     small_size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
     small = np.asarray(Image.fromarray(grey).resize(small_size, Image.Resampling.BOX), dtype=np.float32)
-    window = max(3, min(small.shape) // 6)
+    window = max(3, min(small.shape) // 4)
     paper = (grey_closing if dark_ink else grey_opening)(small, size=(window, window), mode="nearest")
     # The square window leaves steps at a shadow's edge; blur them to the light's own smoothness.
     paper = gaussian_filter(paper, sigma=window / 6, mode="nearest")
@@ -108,7 +108,7 @@ def _ink_map(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     paper's light at each pixel (``_paper_light``) is divided out (dark ink:
     reflectance = grey / paper) or subtracted (light ink), so a lamp's
     gradient or a shadow is not ink. A smaller picture is a crop or a
-    drawing (like the training bitmaps, whose strokes are as wide as a sixth
+    drawing (like the training bitmaps, whose strokes are as wide as a quarter
     of the frame), its light even: the side most of the border falls on is
     the paper. Otsu's threshold then splits the ink from the paper.
 
