@@ -18,7 +18,7 @@ import timm
 import torch
 import torchvision
 
-from models.analysis import ANALYSIS_VERSION, Analysis, analyse_entry, input_shape_for
+from models.analysis import ANALYSIS_VERSION, Analysis, Totals, analyse_entry, input_shape_for
 from models.catalog import ModelEntry
 from models.registry import list_models
 
@@ -47,6 +47,11 @@ class AnalysisCache:
         self.versions = versions_hash()
         self._memory: OrderedDict[tuple[str, int, int], Analysis] = OrderedDict()
         self._memory_items = memory_items
+        # Totals of every analysis seen by this process, for cards that must
+        # not wait for an analysis; ``generation`` counts additions (cached
+        # catalog answers are keyed by it).
+        self._totals: dict[tuple[str, int, int], Totals] = {}
+        self.generation = 0
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, int, int], threading.Lock] = {}
         self.traces = 0  # how many analyses were actually computed (tests read it)
@@ -73,17 +78,39 @@ class AnalysisCache:
                     return self._memory[key]
             analysis = self._load(entry, resolution) or self._compute(entry, resolution)
             with self._lock:
+                self._remember_totals(key, analysis)
                 self._memory[key] = analysis
                 while len(self._memory) > self._memory_items:
                     self._memory.popitem(last=False)
                 self._key_locks.pop(key, None)
         return analysis
 
+    def _remember_totals(self, key: tuple[str, int, int], analysis: Analysis) -> None:
+        if key not in self._totals:
+            self._totals[key] = analysis.totals
+            self.generation += 1
+
+    def peek_totals(self, entry: ModelEntry, resolution: int | None = None) -> Totals | None:
+        """The totals if this model was analysed (in this process or on disk);
+        never analyses, so a card or a page never waits for a trace."""
+        _, _, height, width = input_shape_for(entry, resolution)
+        key = (entry.id, height, width)
+        totals = self._totals.get(key)
+        if totals is None and self.path_for(entry, resolution).is_file():
+            analysis = self._load(entry, resolution)
+            if analysis is not None:
+                with self._lock:
+                    self._remember_totals(key, analysis)
+                totals = analysis.totals
+        return totals
+
     def forget(self, model_id: str) -> None:
         """Drop a model's analyses from memory and disk (a user's network evicted from its store)."""
         with self._lock:
             for key in [k for k in self._memory if k[0] == model_id]:
                 del self._memory[key]
+            for key in [k for k in self._totals if k[0] == model_id]:
+                del self._totals[key]
         for path in self.directory.glob(f"{model_id}-*x*-{self.versions}.json"):
             path.unlink(missing_ok=True)
 

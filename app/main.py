@@ -101,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads,
         runtime=settings.runtime, export_dir=settings.cache_dir / "onnx", tolerance=settings.onnx_tolerance)
     app.state.inside = InsideWorker(app.state.device, loaded_models=settings.inside_loaded_models,
-                                    max_waiting=settings.inside_max_waiting)
+                                    max_waiting=settings.inside_max_waiting, runtime=settings.runtime,
+                                    export_dir=settings.cache_dir / "onnx", tolerance=settings.onnx_tolerance)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     install_filters(templates.env)
     app.state.templates = templates

@@ -38,20 +38,26 @@ class ModelCard(BaseModel):
     id: str
     name: str
     family: str
-    year: int
+    year: int | None  # None: a timm architecture none of whose configs names a paper
     source: Literal["torchvision", "timm", "classic", "onnx", "sequential"]
     input_size: list[int]
-    params: int
-    macs: int
+    params: int | None  # None until the model is analysed (``analysed``: false); never a guess
+    macs: int | None
     top1: float | None
     top5: float | None
     accuracy_source: str | None
     weights: Literal["available", "downloadable", "none"]
     # Extensions beyond API.md's card.
-    paper: str
-    introduced: str
+    paper: str | None
+    introduced: str | None
     citation: str | None
     weights_reason: str
+    # False while the model waits for its analysis (params and macs null until then).
+    analysed: bool = True
+    # timm architectures: what the best tag was pre-trained on (in1k, in21k ...)
+    # and the input side its top-1 was measured at (MACs on charts are at that side).
+    pretrain: str | None = None
+    top1_resolution: int | None = None
     trained_here: TrainedHere | None = Field(
         default=None, description="Weights trained by ConvZoo itself (LeNet-5 on scikit-learn's digits), "
                                   "with their accuracy on a held-out split; null until trained")

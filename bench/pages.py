@@ -1,5 +1,6 @@
-"""Page speed: the catalog from a cold cache (all 92 analyses), then every
-page served from the cache (median of a few requests). Prints a table and
+"""Page speed: the catalog from a cold cache (it lists 1,456 models without
+analysing any), then every page served from the cache (median of a few
+requests), the catalog's server-side filters, sorts and pages among them. Prints a table and
 writes bench/results/pages.json.
 
     PYTHONPATH=$PWD python bench/pages.py
@@ -18,7 +19,9 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 
-PAGES = ["/", "/models/vgg16", "/models/googlenet", "/models/nasnetalarge", "/models/vgg16?resolution=160",
+PAGES = ["/", "/?family=convnext", "/?q=resnet+50", "/?source=timm&sort=top1&order=desc&page=3",
+         "/?params_max=5M&sort=params", "/api/models?family=convnext", "/api/models?source=timm&per_page=50&page=2",
+         "/models/timm-convnext_tiny", "/charts/accuracy?family=resnet", "/models/vgg16", "/models/googlenet", "/models/nasnetalarge", "/models/vgg16?resolution=160",
          "/compare?models=vgg16,googlenet,mobilenet_v2", "/charts/accuracy", "/api/models", "/api/charts/accuracy"]
 REPEATS = 5
 

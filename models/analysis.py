@@ -24,7 +24,7 @@ from torch.utils.flop_counter import flop_registry
 from models import receptive_field
 from models.graph import GraphNode, GraphRecorder, node_to_dict
 from models.shape_errors import explain_failure
-from models.meta import flat_leaves, no_gc, run_memoised
+from models.meta import TORCH_TRACING, flat_leaves, no_gc, run_memoised
 
 # Inputs past this side length are refused: nothing in the zoo was trained
 # above 600, and the activation figures would be meaningless.
@@ -292,7 +292,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
                 row.activation_elements += n
 
     try:
-        with no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
+        with TORCH_TRACING, no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
             model(x)
     except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
         where = explain_failure(exc, tracer.stack, rows)

@@ -12,6 +12,7 @@ from torch import nn
 
 from models.meta import MetaMemo, no_gc
 from models.catalog import ModelEntry
+from models.timm_zoo import reparameterise
 
 
 @contextmanager
@@ -39,8 +40,10 @@ def _parameters_on_meta() -> Iterator[None]:
         nn.Module.register_buffer = register_buffer
 
 
-def build_on_meta(entry: ModelEntry, resolution: int | None = None) -> nn.Module:
-    """The architecture with every tensor on meta: no memory, no random init."""
+def build_on_meta(entry: ModelEntry, resolution: int | None = None, reparameterised: bool = False) -> nn.Module:
+    """The architecture with every tensor on meta: no memory, no random init.
+    ``reparameterised``: the inference form of a re-parameterisable timm net
+    (branches and norms fused by timm's own re-parameterisation)."""
     with no_gc(), torch.no_grad():
         try:
             with torch.device("meta"), MetaMemo():
@@ -48,6 +51,9 @@ def build_on_meta(entry: ModelEntry, resolution: int | None = None) -> nn.Module
         except NotImplementedError:
             with _parameters_on_meta():
                 model = entry.build(resolution)
+        if reparameterised:
+            with torch.device("meta"), MetaMemo():  # the fused kernels are computed on meta too
+                model = reparameterise(model.eval())
     return model.eval()
 
 

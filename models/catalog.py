@@ -22,7 +22,9 @@ from torch import nn
 from torchvision.models import get_model, get_model_weights
 
 import models.classic as classic
-from models.registry import register_model
+import models.timm_zoo as timm_zoo
+from models.registry import register_alias, register_model
+from models.timm_zoo import TimmFacts
 
 Source = Literal["torchvision", "timm", "classic", "onnx", "sequential"]
 
@@ -30,9 +32,9 @@ Source = Literal["torchvision", "timm", "classic", "onnx", "sequential"]
 @dataclass(frozen=True)
 class Family:
     name: str
-    year: int
-    paper: str
-    introduced: str
+    year: int | None  # None for a timm module none of whose configs names a paper
+    paper: str | None
+    introduced: str | None
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,11 @@ class ModelEntry:
     year: int | None = None  # when it differs from the family's
     tv_weights: Any = field(default=None, repr=False, compare=False)  # torchvision WeightsEnum member
     timm_name: str | None = None
+    # timm-<arch> entries: timm's facts and tables (models/timm_zoo.py)
+    timm: TimmFacts | None = field(default=None, repr=False, compare=False)
 
     @property
-    def model_year(self) -> int:
+    def model_year(self) -> int | None:
         return self.year or self.family.year
 
     def build(self, resolution: int | None = None) -> nn.Module:
@@ -286,7 +290,9 @@ def _register_all() -> None:
         ("efficientnet_lite1", "tf_efficientnet_lite1", "EfficientNet-Lite1", "efficientnet", 2020),
         ("efficientnet_lite2", "tf_efficientnet_lite2", "EfficientNet-Lite2", "efficientnet", 2020),
     ]
+    course_ids = {}
     for model_id, timm_name, name, family, year in timm_models:
+        course_ids[timm_name] = model_id
         input_size = tuple(timm.models.get_pretrained_cfg(timm_name).input_size)
         fam = FAMILIES[family]
         paper = _paper_override(model_id)
@@ -295,6 +301,31 @@ def _register_all() -> None:
         register_model(ModelEntry(
             id=model_id, name=name, family=fam, source="timm", input_size=input_size,
             builder=_timm_builder(timm_name), year=year, timm_name=timm_name, **_published(model_id, table),
+        ))
+    _register_timm_zoo(course_ids)
+
+
+def _register_timm_zoo(course_ids: dict[str, str]) -> None:
+    """``timm-<arch>`` for every architecture timm lists, from the facts file
+    (nothing is built); the course's own timm models answer to their timm- form."""
+    import timm
+
+    facts = timm_zoo.load_facts()
+    for arch in timm.list_models():
+        f = facts.get(arch) or timm_zoo.live_facts(arch)
+        model_id = timm_zoo.PREFIX + f.arch
+        if f.arch in course_ids:
+            register_alias(model_id, course_ids[f.arch])
+            continue
+        # family: timm's model module; paper and year where timm's configs name an arXiv id
+        family = Family(f.module, f.year, f.paper_ids, None)
+        builder = timm_zoo.timm_builder(f.arch, f.fixed_input_size)
+        register_model(ModelEntry(
+            id=model_id, name=f.arch, family=family, source="timm", input_size=f.input_size, builder=builder,
+            top1=f.top1, top5=f.top5, accuracy_source="timm" if f.top1 is not None else None,
+            citation=(f"{timm_zoo.TABLES_CITATION}: {f.arch}.{f.best_tag} at {f.top1_resolution} px"
+                      if f.top1 is not None else None),
+            resolution_kwarg=builder.resolution_kwarg, year=f.year, timm_name=f.arch, timm=f,
         ))
 
 

@@ -28,6 +28,7 @@ the Grad-CAM layer's output does), and every gradient is a local of one call.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -116,12 +117,15 @@ def grey_baseline(mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tens
 
 def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None = None,
             layer: str | None = None, grey: torch.Tensor | None = None,
-            cam_layers: list[str] | None = None) -> Explanation:
+            cam_layers: list[str] | None = None, logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+            ) -> Explanation:
     """Heatmap of ``method`` for class ``target`` (default: the top-1) on
     ``x`` (1, C, H, W), normalised for ``model`` (prepared by
     prepare_for_gradients). ``layer``: Grad-CAM's, one of ``cam_layers``
     (default: spatial_layers(model, x), whose last is the default layer);
-    ``grey``: the occlusion patch (1, C, 1, 1) in normalised units.
+    ``grey``: the occlusion patch (1, C, 1, 1) in normalised units;
+    ``logits``: the same model's forward pass on another runtime (a batch
+    (N, C, H, W) -> (N, classes)), for occlusion, which needs no gradients.
     Raises LayerError for a Grad-CAM layer without a spatial output and
     ValueError for an unknown method or target."""
     if method not in METHODS:
@@ -148,7 +152,8 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None =
         window = max(1, round(2 * height / (OCCLUSION_WINDOWS + 1)))
         stride = max(1, (height - window) // (OCCLUSION_WINDOWS - 1))
         baseline = grey if grey is not None else torch.zeros(1, x.shape[1], 1, 1)
-        occlusion = Occlusion(lambda batch: model(batch).float().softmax(dim=-1))
+        forward = logits or model
+        occlusion = Occlusion(lambda batch: forward(batch).float().softmax(dim=-1))
         attribution = occlusion.attribute(
             x, target=target, sliding_window_shapes=(x.shape[1], window, window),
             strides=(x.shape[1], stride, stride), baselines=baseline.to(x.device, x.dtype).expand_as(x),

@@ -5,8 +5,8 @@ The first convolution of an image model sees RGB, so each of its filters
 first-layer filters; any other convolution is drawn as a grid of its 2-D
 kernels, one row per output channel and one column per input channel of its
 group, coloured blue (negative) - white - red (positive) on one scale for
-the layer. Depthwise kernels (one input channel each) are drawn as a square
-grid of their output channels.
+the layer. Kernels with one input channel each (depthwise convolutions, a
+greyscale first layer) are drawn as a square grid of their output channels.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def draw_kernels(model: nn.Module, path: str | None = None, sees_rgb: bool = Tru
         shown_out, shown_in = c_out, 3
         layout = square_layout(c_out, kh * zoom, kw * zoom, gap=2)
     else:
-        if c_in == 1:  # depthwise: one kernel per output channel
+        if c_in == 1:  # depthwise or greyscale input: one kernel per output channel
             shown_out, shown_in = min(c_out, MAX_DEPTHWISE), 1
             layout = square_layout(shown_out, kh * zoom, kw * zoom, gap=1)
         else:

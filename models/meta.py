@@ -14,6 +14,7 @@ a shape (tests compare against real CPU forwards):
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -162,6 +163,14 @@ class MetaMemo(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         return run_memoised(func, args, kwargs, flat_leaves(kwargs, flat_leaves(args, [])))
+
+
+# torch.export and the ONNX exporter switch on process-wide FX state
+# (torch.fx.traceback's node-meta preservation) that decompositions running in
+# another thread then read and write: a meta trace interleaved with an export
+# fails (KeyError 'custom', "module is not installed as a submodule"). Both
+# hold this lock; analyses are GIL-bound Python anyway, so it costs them nothing.
+TORCH_TRACING = threading.RLock()
 
 
 @contextmanager

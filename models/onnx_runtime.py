@@ -42,6 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.meta import TORCH_TRACING
+
 OPSET = 18
 TOLERANCE = 1e-4  # max |logit difference| between ORT and eager PyTorch
 TOPK = 5
@@ -171,9 +173,10 @@ class OrtModel:
 
 def _export(module: nn.Module, target: Path, example: torch.Tensor) -> None:
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    torch.onnx.export(module, (example,), str(target), dynamo=True, external_data=False, opset_version=OPSET,
-                      input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},),
-                      verbose=False, report=False)
+    with TORCH_TRACING:  # never beside a meta trace in another thread (models/meta.py)
+        torch.onnx.export(module, (example,), str(target), dynamo=True, external_data=False, opset_version=OPSET,
+                          input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},),
+                          verbose=False, report=False)
 
 
 def _verify(module: nn.Module, path: Path, input_shape: tuple[int, int, int], tolerance: float,

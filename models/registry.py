@@ -19,6 +19,11 @@ class Entry(Protocol):
 
 
 _REGISTRY: dict[str, Entry] = {}
+_ALIASES: dict[str, str] = {}  # another name -> the id it stands for (timm-inception_v4 -> inception_v4)
+
+# What a model id looks like, in every route pattern and schema: zoo ids
+# (vgg16), timm-<arch>, onnx-<hex>.
+MODEL_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 # (id prefix, a function that finds entries made at run time -- a user's own
 # network: models/custom.py, app/custom/store.py -- or returns None); asked
 # after the catalog, newest first (each app registers its own store).
@@ -41,6 +46,12 @@ def register_model(entry: Entry) -> Entry:
     return entry
 
 
+def register_alias(alias: str, model_id: str) -> None:
+    if alias in _REGISTRY or alias in _ALIASES:
+        raise ValueError(f"Duplicate model id {alias!r}")
+    _ALIASES[alias] = model_id
+
+
 def list_models() -> list[Entry]:
     return list(_REGISTRY.values())
 
@@ -52,8 +63,12 @@ def register_resolver(prefix: str, resolve: Callable[[str], Entry | None]) -> No
 
 
 def get_entry(model_id: str) -> Entry:
-    if model_id in _REGISTRY:
-        return _REGISTRY[model_id]
+    """The entry ``model_id`` names, following aliases: the answer's ``id`` then
+    differs from ``model_id`` (pages and APIs redirect to it). The one lookup
+    of a model id: the catalog, its aliases, then the run-time resolvers."""
+    model_id_or_target = _ALIASES.get(model_id, model_id)
+    if model_id_or_target in _REGISTRY:
+        return _REGISTRY[model_id_or_target]
     for prefix, resolve in _RESOLVERS:
         if model_id.startswith(prefix):
             entry = resolve(model_id)

@@ -59,14 +59,18 @@ def _first(lo: int, hi: int, works) -> int:
 
 @functools.lru_cache(maxsize=None)
 def resolution_rule(entry: ModelEntry) -> ResolutionRule:
-    """The resolutions ``entry`` takes: about a dozen traces on first call, then memoised
-    (pure given the entry and the library versions)."""
+    """The resolutions ``entry`` takes: one trace for a net that takes any size (most
+    ResNets and EfficientNets), up to about a dozen otherwise; memoised (pure given the
+    entry and the library versions)."""
     own = entry.input_size[1]
     rows = analyse_entry(entry).layers
     jumps = [r.jump for r in rows if r.jump and not r.receptive_field_global and r.output_shape
              and len(r.output_shape) == 4]
     stride = max(jumps, default=1)
     works = functools.lru_cache(maxsize=None)(lambda side: _traces(entry, side))
+    if works(1):  # a 1-pixel input traces: so does every size up to the model's own
+        return ResolutionRule(1, False, None, stride, f"{entry.name} takes any size from 1 pixel up "
+                                                      f"(its maps shrink {stride}-fold but never vanish).")
     if not works(min(2 * own, MAX_RESOLUTION)) and not works(own + stride) and not works(own - 1):
         return ResolutionRule(own, True, None, stride,
                               f"{entry.name} takes {own}×{own} pixels only: its fully connected layers are sized for "
@@ -75,11 +79,9 @@ def resolution_rule(entry: ModelEntry) -> ResolutionRule:
     smallest = _first((k - 1) * stride + 1, k * stride, works)
     if smallest > 1 and not works(smallest + 1) and works(2 * smallest):
         return ResolutionRule(smallest, False, smallest, stride,
-                              f"{entry.name} cuts its input into {smallest}×{smallest} patches: the side must be a "
-                              f"multiple of {smallest} pixels.")
-    if smallest == 1:
-        reason = f"{entry.name} takes any size from 1 pixel up (its maps shrink {stride}-fold but never vanish)."
-    else:
-        reason = (f"{entry.name} shrinks its input {stride}-fold through its strided layers: below {smallest}×{smallest} "
-                  f"pixels a feature map would be smaller than the window that reads it.")
+                              f"{entry.name} needs a side that is a multiple of {smallest} pixels: its patches or "
+                              f"windows must tile the map exactly.")
+    shrinks = f"shrinks its input {stride}-fold through its strided layers" if stride > 1 else "has no strided layer"
+    reason = (f"{entry.name} {shrinks}: below {smallest}×{smallest} pixels a feature map would be smaller than "
+              f"the window that reads it.")
     return ResolutionRule(smallest, False, None, stride, reason)

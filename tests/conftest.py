@@ -163,6 +163,18 @@ def photos() -> dict[str, Path]:
     return found
 
 
+def analyse_course_models(app) -> None:
+    """The catalog lists cards without analysing anything; tests that read the
+    counts of the course's models (every zoo id but timm-<arch>) analyse them
+    first, once per session's cache."""
+    from models.registry import list_models
+
+    cache = app.state.analysis_cache
+    for entry in list_models():
+        if entry.timm is None:
+            cache.get(entry)
+
+
 @pytest.fixture(scope="session")
 def held_out_digits():
     """scikit-learn's handwritten digits that LeNet-5 never trained on

@@ -13,6 +13,7 @@ from app.charts.schemas import AccuracyPoint, IlsvrcEntry
 from app.plotting import axis, layout
 
 FAMILY_PALETTE = qualitative.Dark24
+DENSITY_BARS = 40  # the best users of their weights; the whole list is the JSON's
 
 
 def family_colours(points: list[AccuracyPoint]) -> dict[str, str]:
@@ -21,11 +22,11 @@ def family_colours(points: list[AccuracyPoint]) -> dict[str, str]:
 
 
 def _custom(p: AccuracyPoint) -> list:
-    return [p.id, p.name, p.params, p.macs, p.family, p.top1]
+    return [p.id, p.name, p.params, p.macs, p.family, p.top1, p.resolution]
 
 
-HOVER = ("<b>%{customdata[1]}</b> (%{customdata[4]})<br>top-1 %{customdata[5]:.2f}%"
-         "<br>%{customdata[3]:,} MACs<br>%{customdata[2]:,} parameters<extra></extra>")
+HOVER = ("<b>%{customdata[1]}</b> (%{customdata[4]})<br>top-1 %{customdata[5]:.2f}% at %{customdata[6]} px"
+         "<br>%{customdata[3]:,} MACs at %{customdata[6]} px<br>%{customdata[2]:,} parameters<extra></extra>")
 
 
 def accuracy_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
@@ -34,11 +35,12 @@ def accuracy_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
     data = []
     for family, colour in colours.items():
         mine = [p for p in points if p.family == family]
-        data.append({
-            "type": "scatter", "mode": "markers", "name": family, "meta": "models",
+        data.append({  # WebGL: 1,000+ points stay smooth
+            "type": "scattergl", "mode": "markers", "name": family, "meta": "models",
             "x": [p.macs for p in mine], "y": [p.top1 for p in mine], "customdata": [_custom(p) for p in mine],
             "marker": {"size": [p.params for p in mine], "sizemode": "area", "sizeref": 2 * biggest / 46 ** 2,
                        "sizemin": 4, "color": colour, "opacity": 0.75, "line": {"color": "white", "width": 1}},
+            "showlegend": len(colours) <= 30,
             "hovertemplate": HOVER,
         })
     front = sorted((p for p in points if p.pareto), key=lambda p: p.macs)
@@ -59,7 +61,7 @@ def accuracy_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
 def density_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
     """Top-1 per million parameters, best at the top."""
     colours = family_colours(points)
-    ordered = sorted(points, key=lambda p: p.top1_per_mparams)
+    ordered = sorted(points, key=lambda p: p.top1_per_mparams)[-DENSITY_BARS:]
     return {"data": [{
         "type": "bar", "orientation": "h", "meta": "models", "name": "top-1 per million parameters",
         "y": [p.name for p in ordered], "x": [p.top1_per_mparams for p in ordered],

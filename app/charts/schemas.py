@@ -11,14 +11,18 @@ class AccuracyPoint(BaseModel):
     id: str
     name: str
     family: str
-    year: int
+    year: int | None
     params: int
-    macs: int
+    macs: int  # at ``resolution``, the side the top-1 was measured at
     top1: float
     top5: float | None
     accuracy_source: str | None
     top1_per_mparams: float  # top-1 (%) per million parameters (Canziani et al. 2016)
-    pareto: bool  # no other model is as accurate for fewer MACs
+    pareto: bool  # no other shown model is as accurate for fewer MACs
+    # Extensions: where the point comes from and the input side of both its MACs and top-1.
+    source: str = ""
+    pretrain: str | None = None
+    resolution: int = 0
 
 
 class WithoutAccuracy(BaseModel):
@@ -41,3 +45,7 @@ class AccuracyChart(BaseModel):
     points: list[AccuracyPoint]
     without_accuracy: list[WithoutAccuracy]
     ilsvrc: list[IlsvrcEntry]
+    # Extensions: models with an accuracy whose MACs at that resolution are not
+    # analysed yet (never guessed), and the filters applied.
+    pending: list[WithoutAccuracy] = []
+    filters: dict[str, list[str]] = {}

@@ -46,6 +46,13 @@ def _eager(worker: InsideWorker, entry: ModelEntry) -> EagerModel:
         raise WeightsUnavailable(f"{entry.name}'s weights would not load: {exc}") from None
 
 
+def _predictor(worker: InsideWorker, entry: ModelEntry):
+    try:
+        return worker.predictor(entry)
+    except WeightsError as exc:
+        raise WeightsUnavailable(f"{entry.name}'s weights would not load: {exc}") from None
+
+
 def _grid(layout: GridLayout) -> Grid:
     return Grid(count=layout.count, columns=layout.columns, rows=layout.rows, tile_width=layout.tile_width,
                 tile_height=layout.tile_height, gap=layout.gap, width=layout.width, height=layout.height)
@@ -150,9 +157,11 @@ def explain_job(worker: InsideWorker, cache: AnalysisCache, entry: ModelEntry, d
     image, x = _input(entry, data, max_pixels, worker.device)
     loaded = _eager(worker, entry)
     cam_layers, default_layer = _cam_layers(cache, entry)
+    logits = _predictor(worker, entry).logits if method == "occlusion" else None
     try:
         result = explain(loaded.module, x, method, target, layer or default_layer,
-                         grey=grey_baseline(preprocessing.mean, preprocessing.std), cam_layers=cam_layers)
+                         grey=grey_baseline(preprocessing.mean, preprocessing.std), cam_layers=cam_layers,
+                         logits=logits)
     except (LayerError, ValueError) as exc:
         raise InvalidParameter(str(exc)) from None
     height, width = result.heatmap.shape

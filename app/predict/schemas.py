@@ -48,7 +48,7 @@ class PredictModel(BaseModel):
     id: str
     name: str
     family: str
-    year: int
+    year: int | None  # None for a timm architecture whose configs name no paper
     top1: float | None
     weights: Literal["available", "downloadable", "none"]
     available: bool

@@ -4,7 +4,9 @@ pages and their /api twins."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict
+from functools import lru_cache
 
 from app.analysis_cache import AnalysisCache
 from app.errors import InvalidParameter
@@ -13,11 +15,13 @@ from app.zoo.schemas import (CatalogResponse, CompareItem, CompareResponse, Inpu
                              ModelDetail, Totals, TrainingMemory)
 from app.zoo.formulas import layer_formulas
 from app.zoo.layer_stats import profile, stages
-from models.analysis import MAX_RESOLUTION, Analysis, AnalysisError
-from models.resolution import resolution_rule
+from models.analysis import MAX_RESOLUTION, Analysis, AnalysisError, analyse, input_shape_for
+from models.build import build_on_meta
 from models.catalog import ModelEntry
-from models.registry import list_models
 from models.digits import DATASET as DIGITS_DATASET
+from models.registry import MODEL_ID_PATTERN, list_models
+from models.resolution import resolution_rule
+from models.timm_zoo import is_reparameterisable
 from models.weights import TRAINED_HERE, lenet5_training, weights_status
 
 MAX_COMPARE = 6
@@ -32,16 +36,29 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
         raise InvalidParameter(str(exc)) from None
 
 
-def card(cache: AnalysisCache, entry: ModelEntry) -> ModelCard:
-    totals = cache.get(entry).totals
+def card(cache: AnalysisCache, entry: ModelEntry, wait: bool = True) -> ModelCard:
+    """The model's card; ``wait=False`` (catalog lists) never analyses: a model
+    not analysed yet comes back with ``analysed`` false and no counts."""
+    totals = cache.get(entry).totals if wait else cache.peek_totals(entry)
     status = weights_status(entry)
+    facts = entry.timm
     return ModelCard(
         id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, source=entry.source,
-        input_size=list(entry.input_size), params=totals.params, macs=totals.macs,
+        input_size=list(entry.input_size), params=totals.params if totals else None,
+        macs=totals.macs if totals else None, analysed=totals is not None,
         top1=entry.top1, top5=entry.top5, accuracy_source=entry.accuracy_source, weights=status.status,
         paper=entry.family.paper, introduced=entry.family.introduced, citation=entry.citation,
-        weights_reason=status.reason, trained_here=_trained_here(entry),
+        weights_reason=status.reason, pretrain=facts.pretrain if facts else _pretrain(entry),
+        top1_resolution=facts.top1_resolution if facts else None, trained_here=_trained_here(entry),
     )
+
+
+def _pretrain(entry: ModelEntry) -> str | None:
+    """What the accuracy's weights were pre-trained on, outside timm: torchvision's
+    SWAG weights on Instagram's 3.6B images (ig3b), the rest on ImageNet-1k."""
+    if entry.top1 is None:
+        return None
+    return "ig3b" if "SWAG" in str(entry.tv_weights) else "in1k"
 
 
 def _trained_here(entry: ModelEntry) -> TrainedHere | None:
@@ -54,7 +71,20 @@ def _trained_here(entry: ModelEntry) -> TrainedHere | None:
 
 
 def catalog_data(cache: AnalysisCache) -> CatalogResponse:
-    return CatalogResponse(models=[card(cache, entry) for entry in list_models()])
+    """Every card, without waiting for any analysis: the facts of each card are
+    kept (30 s, for weights fetched meanwhile), the counts read from the
+    cache's totals on each call, so a running warm-up costs no rebuild."""
+    key = (len(list_models()), int(time.monotonic() // 30))
+    cached = getattr(cache, "catalog_facts", None)
+    if cached is None or cached[0] != key:
+        cached = (key, [(entry, card(cache, entry, wait=False)) for entry in list_models()])
+        cache.catalog_facts = cached
+    models = []
+    for entry, known in cached[1]:
+        if not known.analysed and (totals := cache.peek_totals(entry)) is not None:
+            known = known.model_copy(update={"params": totals.params, "macs": totals.macs, "analysed": True})
+        models.append(known)
+    return CatalogResponse(models=models, total=len(models))
 
 
 def _totals(analysis: Analysis) -> Totals:
@@ -80,9 +110,25 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
         **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=activations,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
+        inference_form=inference_form_totals(entry, resolution),
+        pretrained_tags=list(entry.timm.tags) if entry.timm else [],
         training_memory=training_memory(totals.param_bytes, activations),
         input_rule=input_rule(cache, entry),
     )
+
+
+@lru_cache(maxsize=512)
+def inference_form_totals(entry: ModelEntry, resolution: int | None) -> Totals | None:
+    """Totals of a timm net re-parameterised for inference (timm's own
+    reparameterize_model), where that changes the net; None otherwise.
+    Pure given the library versions, so kept per process."""
+    if entry.source != "timm":
+        return None
+    model = build_on_meta(entry, resolution)
+    if not is_reparameterisable(model):
+        return None
+    fused = build_on_meta(entry, resolution, reparameterised=True)
+    return _totals(analyse(fused, input_shape_for(entry, resolution)))
 
 
 def input_rule(cache: AnalysisCache, entry: ModelEntry) -> InputRule:
@@ -141,7 +187,7 @@ def layers_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None 
 
 
 # 1 to MAX_COMPARE ids, comma-separated: declared in the OpenAPI schema too.
-MODEL_LIST_PATTERN = rf"^\s*[a-z0-9_.-]+\s*(,\s*[a-z0-9_.-]+\s*){{0,{MAX_COMPARE - 1}}}$"
+MODEL_LIST_PATTERN = rf"^\s*{MODEL_ID_PATTERN}\s*(,\s*{MODEL_ID_PATTERN}\s*){{0,{MAX_COMPARE - 1}}}$"
 
 
 def parse_model_list(text: str) -> list[str]:

@@ -4,12 +4,17 @@ from the *_data functions that the /api twins return."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from typing import Any
+from urllib.parse import urlencode
 
 from app.names import natural_key
 from app.zoo.schemas import CatalogResponse, CompareResponse, LayersResponse, ModelDetail
 from app.zoo.figures import architecture_figure, layer_costs_figure, profile_figure, stages_figure
 from app.zoo.layer_stats import table_rows
+from app.schemas import ModelCard
+from app.zoo.catalog import CatalogQuery, natural_key
 from app.zoo.data import MAX_COMPARE
 from models.registry import list_models
 
@@ -21,11 +26,57 @@ def _names() -> dict[str, str]:
     return {entry.id: entry.name for entry in list_models()}
 
 
-def catalog_extras(catalog: CatalogResponse) -> dict[str, Any]:
-    first_year: dict[str, int] = {}
-    for card in catalog.models:
-        first_year[card.family] = min(card.year, first_year.get(card.family, card.year))
-    return {"families": sorted(first_year, key=lambda f: (first_year[f], f))}
+CATALOG_PAGE_SIZE = 100
+# Columns of the catalog table that sort, with their first order.
+CATALOG_COLUMNS = (("name", "Model", "asc"), ("family", "Family", "asc"), ("year", "Year", "asc"),
+                   ("params", "Params", "asc"), ("macs", "MACs", "asc"), ("top1", "Top-1 %", "desc"))
+
+
+def _catalog_url(query: CatalogQuery, selected: list[str], **changes: Any) -> str:
+    """The catalog's address for ``query`` with ``changes``: only what differs from the defaults."""
+    values = {**query.model_dump(), **changes}
+    defaults = CatalogQuery().model_dump() | {"per_page": CATALOG_PAGE_SIZE}
+    params = [(k, v) for k, v in values.items() if v != defaults[k] and v not in (None, "", [])]
+    pairs = [(k, item) for k, v in params for item in (v if isinstance(v, list) else [v])]
+    if selected:
+        pairs.append(("selected", ",".join(selected)))
+    return "/?" + urlencode(pairs) if pairs else "/"
+
+
+def catalog_extras(cards: list[ModelCard], query: CatalogQuery, page: CatalogResponse,
+                   selected: str | None) -> dict[str, Any]:
+    """Filter choices with their counts, sort and page links, and the ticked
+    models -- all carried in the address, so Back and a shared link give the same page."""
+    known = {card.id for card in cards}
+    chosen = [m for m in dict.fromkeys(p.strip() for p in (selected or "").split(",")) if m in known][:MAX_COMPARE]
+    families = Counter(card.family for card in cards)
+    pretrains = Counter(card.pretrain for card in cards if card.pretrain)
+    pages = max(1, -(-page.total // (query.per_page or CATALOG_PAGE_SIZE)))
+    sort_links = []
+    for key, label, first in CATALOG_COLUMNS:
+        current = query.sort == key
+        order = ("desc" if query.order == "asc" else "asc") if current else first
+        aria = ("ascending" if query.order == "asc" else "descending") if current else None
+        sort_links.append({"key": key, "label": label, "url": _catalog_url(query, chosen, sort=key, order=order,
+                                                                            page=1), "aria_sort": aria})
+    names = {card.id: card.name for card in cards}
+    return {
+        "families": sorted(families.items(), key=lambda kv: natural_key(kv[0])),
+        "sources": sorted(Counter(card.source for card in cards).items()),
+        "pretrains": sorted(pretrains.items(), key=lambda kv: -kv[1]),
+        "query": query,
+        "analysed": sum(card.analysed for card in cards),
+        "all_count": len(cards),
+        "sort_links": sort_links,
+        "pages": pages,
+        "prev_url": _catalog_url(query, chosen, page=query.page - 1) if query.page > 1 else None,
+        "next_url": _catalog_url(query, chosen, page=query.page + 1) if query.page < pages else None,
+        "selected": [(m, names[m]) for m in chosen],
+        "selected_names_json": json.dumps({m: names[m] for m in chosen}),
+        "compare_url": "/compare?models=" + ",".join(chosen) if chosen else None,
+        "max_compare": MAX_COMPARE,
+        "json_url": "/api/models" + _catalog_url(query, [])[1:],
+    }
 
 
 def _largest(layers: LayersResponse, key) -> Any:

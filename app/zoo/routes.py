@@ -4,6 +4,7 @@ and, beside each, its page (/, /models/{id}, /compare)."""
 from __future__ import annotations
 
 import re
+import threading
 from typing import Annotated
 
 import timm
@@ -18,6 +19,8 @@ from app.schemas import Health, WarmupStatus
 from app.zoo.graph import graph_data, graph_outline, graph_svg
 from app.zoo.schemas import CatalogResponse, CompareResponse, GraphResponse, LayersResponse, ModelDetail
 from app.zoo import pages as zoo_pages
+from app.zoo.catalog import CatalogQuery, catalog_query, select
+from models.catalog import ModelEntry
 from app.analysis_cache import AnalysisCache
 from app.zoo.data import (MAX_COMPARE, MODEL_LIST_PATTERN, catalog_data, compare_data, layers_csv, layers_data,
                               model_data, parse_model_list)
@@ -41,19 +44,63 @@ def health(request: Request, cache: Cache) -> Health:
     )
 
 
+Query_ = Annotated[CatalogQuery, Depends(catalog_query)]
+
+
 @router.get("/api/models", response_model=CatalogResponse)
-def api_models(cache: Cache) -> CatalogResponse:
-    return catalog_data(cache)
+def api_models(request: Request, cache: Cache, query: Query_) -> Response:
+    """Every card by default (as API.md has it); filters, sort and paging are opt-in.
+    The unfiltered answer is served from bytes kept until another model is analysed."""
+    if not query.is_default():
+        return Response(select(catalog_data(cache).models, query).model_dump_json(), media_type="application/json")
+    generation, body = getattr(request.app.state, "catalog_bytes", (None, b""))
+    if generation != cache.generation:
+        body = catalog_data(cache).model_dump_json().encode()
+        generation = cache.generation  # read after: a model analysed meanwhile refreshes the next answer
+        request.app.state.catalog_bytes = (generation, body)
+    return Response(body, media_type="application/json")
+
+
+def _canonical(request: Request, model_id: str) -> tuple[ModelEntry, RedirectResponse | None]:
+    """The entry, and a redirect where ``model_id`` is another name of it
+    (timm-inception_v4 -> inception_v4), keeping the rest of the address."""
+    entry = lookup_entry(model_id)
+    if entry.id == model_id:
+        return entry, None
+    path = request.url.path.replace(f"/{model_id}", f"/{entry.id}", 1)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return entry, RedirectResponse(path + query, status_code=307)
 
 
 @router.get("/api/models/{model_id}", response_model=ModelDetail)
-def api_model(model_id: str, cache: Cache, resolution: Resolution = None) -> ModelDetail:
-    return model_data(cache, lookup_entry(model_id), resolution)
+def api_model(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> ModelDetail:
+    entry, redirect = _canonical(request, model_id)
+    return redirect or model_data(cache, entry, resolution)
 
 
 @router.get("/api/models/{model_id}/layers", response_model=LayersResponse)
-def api_layers(model_id: str, cache: Cache, resolution: Resolution = None) -> LayersResponse:
-    return layers_data(cache, lookup_entry(model_id), resolution)
+def api_layers(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> Response:
+    """Served from the JSON bytes of an earlier answer where there is one: the
+    rows (and their formulas) are pure given the analysis, and re-serialising
+    a 500-row table costs more than the cached analysis itself."""
+    entry, redirect = _canonical(request, model_id)
+    if redirect:
+        return redirect
+    key = (entry.id, resolution, cache.versions)
+    body = _LAYERS_BYTES.get(key)
+    if body is None:
+        body = layers_data(cache, entry, resolution).model_dump_json().encode()
+        with _LAYERS_BYTES_LOCK:
+            _LAYERS_BYTES[key] = body
+            while len(_LAYERS_BYTES) > _LAYERS_BYTES_ITEMS:
+                _LAYERS_BYTES.pop(next(iter(_LAYERS_BYTES)))
+    return Response(body, media_type="application/json")
+
+
+# The newest per-layer answers as JSON bytes, oldest dropped first.
+_LAYERS_BYTES: dict[tuple, bytes] = {}
+_LAYERS_BYTES_ITEMS = 64
+_LAYERS_BYTES_LOCK = threading.Lock()
 
 
 ModelList = Annotated[str, Query(pattern=MODEL_LIST_PATTERN,
@@ -67,8 +114,11 @@ def api_compare(cache: Cache, models: ModelList) -> CompareResponse:
 
 @router.get("/api/models/{model_id}/layers.csv", response_class=Response,
             responses={200: {"content": {"text/csv": {}}, "description": "The per-layer table as CSV."}})
-def api_layers_csv(model_id: str, cache: Cache, resolution: Resolution = None) -> Response:
-    data = layers_data(cache, lookup_entry(model_id), resolution)
+def api_layers_csv(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> Response:
+    entry, redirect = _canonical(request, model_id)
+    if redirect:
+        return redirect
+    data = layers_data(cache, entry, resolution)
     name = f"{data.id}-{data.input_shape[2]}x{data.input_shape[3]}-layers.csv"
     return Response(layers_csv(data), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -112,18 +162,24 @@ def _render(request: Request, template: str, context: dict) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def catalog_page(request: Request, cache: Cache) -> HTMLResponse:
-    if cache.progress.running:  # the start-up analysis shows its progress instead of keeping the page waiting
-        return _render(request, "warming.html", {"warmup": cache.progress})
-    catalog = catalog_data(cache)
-    return _render(request, "catalog.html", {"catalog": catalog, **zoo_pages.catalog_extras(catalog)})
+def catalog_page(request: Request, cache: Cache, query: Query_,
+                 selected: Annotated[str | None, Query(max_length=2000)] = None) -> HTMLResponse:
+    """Never waits for the warm-up: models not analysed yet are listed as such."""
+    if query.per_page is None:
+        query.per_page = zoo_pages.CATALOG_PAGE_SIZE
+    cards = catalog_data(cache).models
+    page = select(cards, query)
+    return _render(request, "catalog.html", {"catalog": page, "warmup": cache.progress, "timm_version": timm.__version__,
+                                             **zoo_pages.catalog_extras(cards, query, page, selected)})
 
 
 @router.get("/models/{model_id}", response_class=HTMLResponse, include_in_schema=False)
 def model_page(request: Request, model_id: str, cache: Cache, resolution: Resolution = None) -> HTMLResponse:
     """A resolution the model can't take keeps the reader on this page (422): the model at its own
     size, the form holding what they typed, and why, beside it."""
-    entry = lookup_entry(model_id)
+    entry, redirect = _canonical(request, model_id)
+    if redirect:
+        return redirect
     refused = None
     try:
         layers = layers_data(cache, entry, resolution)

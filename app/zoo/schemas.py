@@ -110,6 +110,11 @@ class ModelDetail(ModelCard):
     # Extensions: the input analysed (?resolution=N) and the cost per stage.
     input_shape: list[int] = []
     stages: list[Stage] = []
+    # Re-parameterisable timm nets (RepVGG, MobileOne, FastViT ...): the totals
+    # of the inference form, fused by timm's own reparameterize_model (the form
+    # timm's benchmark table counts); ``totals`` are the form as trained. None elsewhere.
+    inference_form: Totals | None = None
+    pretrained_tags: list[str] = []  # timm architectures: timm's pretrained tags
     # Extensions (issue 17): all a training step holds, per optimizer; the resolutions the model takes.
     training_memory: list[TrainingMemory] = []
     input_rule: InputRule | None = None
@@ -117,6 +122,10 @@ class ModelDetail(ModelCard):
 
 class CatalogResponse(BaseModel):
     models: list[ModelCard]
+    # Extensions: how many cards match the filters (all of them, unpaged), and the page.
+    total: int = 0
+    page: int = 1
+    per_page: int | None = None  # None: every match on one page (the default, as before paging)
 
 
 class CompareItem(ModelCard):

@@ -1,59 +1,56 @@
-// The catalog table: search box, family chips and sortable columns, all client-side.
+// The catalog: filters and sort live in the address (the server filters, sorts and pages);
+// the ticked models do too (?selected=), so Back shows and compares the same ones.
 (function () {
-  const table = document.getElementById("catalog");
-  const body = table.tBodies[0];
-  const search = document.getElementById("catalog-search");
-  const chips = document.querySelectorAll("#family-chips .chip");
-  const count = document.getElementById("catalog-count");
-  let family = "";
+  const form = document.getElementById("catalog-filters");
+  const selectedField = document.getElementById("selected-field");
+  const MAX = 6;
 
-  function filter() {
-    const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-    let shown = 0;
-    for (const row of body.rows) {
-      const ok = (!family || row.dataset.family === family) &&
-        words.every((w) => row.dataset.search.includes(w));
-      row.hidden = !ok;
-      if (ok) shown += 1;
-    }
-    count.textContent = shown;
+  // Changing a filter applies it at once (the Apply button stays for keyboards and no-script).
+  form.querySelectorAll("select").forEach((s) => s.addEventListener("change", () => form.requestSubmit()));
+  form.addEventListener("submit", () => {  // empty fields out of the address
+    form.querySelectorAll("input, select").forEach((el) => { if (!el.value) el.disabled = true; });
+  });
+
+  function selection() {
+    const params = new URLSearchParams(location.search);
+    return (params.get("selected") || "").split(",").filter(Boolean);
   }
 
-  search.addEventListener("input", filter);
-  chips.forEach((chip) => chip.addEventListener("click", () => {
-    family = chip.dataset.family;
-    chips.forEach((c) => c.classList.toggle("active", c === chip));
-    filter();
-  }));
-
-  table.querySelectorAll("button.sort").forEach((button) => button.addEventListener("click", () => {
-    const col = Number(button.dataset.col);
-    const numeric = button.dataset.type === "num";
-    // aria-sort belongs on the column header, where screen readers announce it.
-    const ascending = button.closest("th").getAttribute("aria-sort") !== "ascending";
-    table.querySelectorAll("th[aria-sort]").forEach((th) => th.removeAttribute("aria-sort"));
-    button.closest("th").setAttribute("aria-sort", ascending ? "ascending" : "descending");
-    const key = (row) => row.cells[col].dataset.value;
-    const rows = Array.from(body.rows);
-    rows.sort((a, b) => {
-      const x = key(a), y = key(b);
-      if (x === "" || y === "") return (x === "") - (y === "");  // unknown values last
-      const order = numeric ? Number(x) - Number(y) : x.localeCompare(y);
-      return ascending ? order : -order;
+  function show(ids) {
+    const known = document.getElementById("selected-names");
+    const names = JSON.parse(known.dataset.names || "{}");  // the server names ticks made on other pages
+    document.querySelectorAll("input.pick").forEach((box) => {
+      box.checked = ids.includes(box.value);
+      box.disabled = !box.checked && ids.length >= MAX;
+      names[box.value] = box.dataset.name;
     });
-    rows.forEach((row) => body.appendChild(row));
+    known.textContent = ids.map((id) => names[id] || id).join(", ");
+    known.dataset.names = JSON.stringify(names);
+    document.getElementById("selection").hidden = ids.length === 0;
+    document.getElementById("selected-count").textContent = ids.length;
+    document.getElementById("compare-selected").href = "/compare?models=" + ids.join(",");
+    selectedField.value = ids.join(",");
+    // Sort and page links keep the selection.
+    document.querySelectorAll("a.sort, .pager a").forEach((a) => {
+      const url = new URL(a.href);
+      if (ids.length) url.searchParams.set("selected", ids.join(",")); else url.searchParams.delete("selected");
+      a.href = url.pathname + url.search;
+    });
+  }
+
+  function save(ids) {
+    const url = new URL(location.href);
+    if (ids.length) url.searchParams.set("selected", ids.join(",")); else url.searchParams.delete("selected");
+    history.replaceState(null, "", url.pathname + url.search);
+    show(ids);
+  }
+
+  document.querySelectorAll("input.pick").forEach((box) => box.addEventListener("change", () => {
+    const ids = selection().filter((id) => id !== box.value);
+    if (box.checked && ids.length < MAX) ids.push(box.value);
+    save(ids);
   }));
-  // Tick up to six models, then compare them.
-  const picks = table.querySelectorAll("input.pick");
-  const compare = document.getElementById("compare-selected");
-  const picked = [];
-  picks.forEach((box) => box.addEventListener("change", () => {
-    if (box.checked) picked.push(box.value);
-    else picked.splice(picked.indexOf(box.value), 1);
-    picks.forEach((b) => { b.disabled = !b.checked && picked.length >= 6; });
-    compare.hidden = picked.length === 0;
-    compare.href = "/compare?models=" + picked.join(",");
-    document.getElementById("selected-count").textContent = picked.length;
-  }));
-  filter();
+  // The address is the truth: after Back (or a restored page) the boxes follow it.
+  window.addEventListener("pageshow", () => show(selection()));
+  show(selection());
 })();

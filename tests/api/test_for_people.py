@@ -70,7 +70,7 @@ def test_error_pages_speak_to_people(client, url, heading, suggestion):
 
 def test_api_unknown_model_suggests_the_id(client):
     body = client.get("/api/models/ResNet50").json()
-    assert body["error"]["code"] == "unknown_model" and "Did you mean resnet50?" in body["error"]["message"]
+    assert body["error"]["code"] == "unknown_model" and "Did you mean resnet50" in body["error"]["message"]
 
 
 def test_lab_states_its_limits_up_front(client):

@@ -24,6 +24,9 @@ PAGES = {
     "predict": "/predict",
     "lab": "/lab",
     "lab-numbers": "/lab/numbers",
+    "custom": "/custom",
+    "inside": "/models/efficientnet_lite0/inside",
+    "model-lenet5": "/models/lenet5",  # with its draw-a-digit canvas
     "not-found": "/models/ResNet50",
     "docs": "/docs",
 }
@@ -31,7 +34,7 @@ PAGES = {
 
 @pytest.fixture(scope="module")
 def warm(live_server) -> str:
-    # Analyses for the whole catalog once, so pages answer from the cache.
+    # The catalog answers without analysing (models are analysed as they are opened).
     assert httpx.get(f"{live_server}/api/models", timeout=600).status_code == 200
     # /lab fetches the lectures' numbers as it loads: computed once here, not inside a page's wait
     assert httpx.get(f"{live_server}/api/lab/numbers", timeout=600).status_code == 200

@@ -10,12 +10,14 @@ import re
 import httpx
 import pytest
 
+from tests.conftest import analyse_course_models
+
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def cards(live_server) -> list[dict]:
-    # Also warms the analysis cache for the whole catalog once.
+def cards(app, live_server) -> list[dict]:
+    analyse_course_models(app)  # the course's models counted once; timm's zoo is listed as it is analysed
     return httpx.get(f"{live_server}/api/models", timeout=300).json()["models"]
 
 
@@ -29,33 +31,57 @@ def _visible_ids(page) -> list[str]:
 
 
 def test_catalog_filters_and_sorts(page, live_server, cards):
+    """The server filters, sorts and pages; the address keeps what was asked."""
     p = page.page
     p.goto(f"{live_server}/")
-    assert len(_visible_ids(p)) == len(cards) == 94
+    assert len(_visible_ids(p)) == 100 and p.inner_text("#catalog-count") == str(len(cards))
     page.screenshot("catalog")
 
-    p.fill("#catalog-search", "vgg")
-    vggs = _visible_ids(p)
-    assert sorted(vggs) == sorted(c["id"] for c in cards if "vgg" in c["id"])
-    assert p.inner_text("#catalog-count") == str(len(vggs))
+    p.fill("#catalog-search", "VGG 16")
+    p.press("#catalog-search", "Enter")
+    p.wait_for_url(re.compile(r"q=VGG"))
+    assert set(_visible_ids(p)) >= {"vgg16", "vgg16_bn"} and all("vgg16" in i for i in _visible_ids(p))
     p.fill("#catalog-search", "")
+    p.press("#catalog-search", "Enter")
+    p.wait_for_url(lambda url: "q=" not in url)
 
-    p.click("#family-chips .chip[data-family='MobileNet']")
+    p.select_option("#filter-family", "MobileNet")  # applies at once
+    p.wait_for_url(re.compile(r"family=MobileNet"))
     assert sorted(_visible_ids(p)) == sorted(c["id"] for c in cards if c["family"] == "MobileNet")
-    p.click("#family-chips .chip[data-family='']")
-    assert len(_visible_ids(p)) == len(cards)
 
-    p.click("button.sort[data-col='4']")  # params, ascending
+    p.click("a.sort[data-sort='params']")  # ascending
+    p.wait_for_url(re.compile(r"sort=params"))
     params = {c["id"]: c["params"] for c in cards}
     order = [params[i] for i in _visible_ids(p)]
-    assert order == sorted(order) and order[0] == min(params.values())
-    p.click("button.sort[data-col='4']")  # descending
+    assert order == sorted(order)
+    assert p.get_attribute("th:has(a.sort[data-sort='params'])", "aria-sort") == "ascending"
+    p.click("a.sort[data-sort='params']")  # descending
+    p.wait_for_url(re.compile(r"order=desc"))
     order = [params[i] for i in _visible_ids(p)]
-    assert order == sorted(order, reverse=True)
+    assert order == sorted(order, reverse=True) and "family=MobileNet" in p.url
 
-    p.click("button.sort[data-col='6']")  # top-1 ascending: unknown accuracies last
-    last = _visible_ids(p)[-1]
-    assert next(c for c in cards if c["id"] == last)["top1"] is None
+    p.goto(f"{live_server}/?q=no+such+network")
+    assert "No model matches" in p.inner_text("#no-match")
+    page.assert_clean()
+
+
+def test_filter_to_a_timm_family_and_open_a_model(page, live_server, cards):
+    p = page.page
+    p.goto(f"{live_server}/?source=timm")
+    p.select_option("#filter-family", "convnext")
+    p.wait_for_url(re.compile(r"family=convnext"))
+    ids = _visible_ids(p)
+    expected = {c["id"] for c in cards if c["family"] == "convnext"}
+    assert set(ids) == expected and len(ids) == int(p.inner_text("#catalog-count"))
+    # not analysed yet: said so, never a blank or a wait
+    assert p.locator("#catalog tr[data-id='timm-convnext_tiny'] td.not-analysed").count() in (0, 1)
+    p.click("#catalog a[href='/models/timm-convnext_tiny']")
+    p.wait_for_url(re.compile(r"/models/timm-convnext_tiny$"))
+    _figures_ready(p, "costs", "architecture")
+    body = httpx.get(f"{live_server}/api/models/timm-convnext_tiny").json()
+    assert p.inner_text("[data-total='macs']") == f"{body['totals']['macs']:,}"
+    assert "in12k_ft_in1k_384" in p.inner_text("#timm-facts")
+    page.screenshot("model-timm-convnext_tiny")
     page.assert_clean()
 
 
@@ -77,14 +103,29 @@ def test_newcomer_finds_vgg16_and_compares_in_three_clicks(page, live_server, ca
     page.assert_clean()
 
 
-def test_catalog_ticks_models_to_compare(page, live_server, cards):
+def test_catalog_ticks_models_to_compare_and_back_keeps_them(page, live_server, cards):
+    """Ticks live in the address: across searches, and after Back the boxes
+    shown ticked are the ones the compare button uses (issue 17)."""
     p = page.page
-    p.goto(f"{live_server}/")
+    p.goto(f"{live_server}/?q=vgg16")
     assert not p.locator("#compare-selected").is_visible()
-    for model_id in ("vgg16", "googlenet", "mobilenet_v2"):
+    p.check("#catalog input.pick[value='vgg16']")
+    for query, model_id in (("googlenet", "googlenet"), ("mobilenet v2", "mobilenet_v2")):
+        p.fill("#catalog-search", query)
+        p.press("#catalog-search", "Enter")
+        p.wait_for_url(re.compile("q=" + query.split()[0]))
         p.check(f"#catalog input.pick[value='{model_id}']")
+    assert p.get_attribute("#compare-selected", "href") == "/compare?models=vgg16,googlenet,mobilenet_v2"
     p.click("#compare-selected")
     p.wait_for_url(re.compile(r"/compare\?models=vgg16,googlenet,mobilenet_v2$"))
+    p.go_back()
+    p.wait_for_url(re.compile(r"selected="))
+    assert p.is_checked("#catalog input.pick[value='mobilenet_v2']")
+    assert p.get_attribute("#compare-selected", "href") == "/compare?models=vgg16,googlenet,mobilenet_v2"
+    p.uncheck("#catalog input.pick[value='mobilenet_v2']")
+    assert p.get_attribute("#compare-selected", "href") == "/compare?models=vgg16,googlenet"
+    p.click("#compare-selected")
+    p.wait_for_url(re.compile(r"/compare\?models=vgg16,googlenet$"))
     page.assert_clean()
 
 
@@ -160,37 +201,47 @@ def test_compare_adds_and_removes_a_model(page, live_server, cards):
     page.assert_clean()
 
 
-def test_accuracy_charts_hold_one_point_per_known_model(page, live_server, cards):
-    known = [c for c in cards if c["top1"] is not None]
-    unknown = [c for c in cards if c["top1"] is None]
+def _chart_ids(p) -> list[str]:
+    return p.evaluate("""document.getElementById('fig-accuracy').data
+        .filter(t => t.meta === 'models').flatMap(t => t.customdata.map(c => c[0]))""")
+
+
+def test_accuracy_chart_draws_every_point_with_webgl_and_filters(page, live_server, cards):
+    chart = httpx.get(f"{live_server}/api/charts/accuracy").json()
     p = page.page
     p.goto(f"{live_server}/charts/accuracy")
     _figures_ready(p, "accuracy", "density", "ilsvrc")
-    assert p.locator("#fig-accuracy .scatterlayer path.point").count() == len(known)
-    ids = p.evaluate("""document.getElementById('fig-accuracy').data
-        .filter(t => t.meta === 'models').flatMap(t => t.customdata.map(c => c[0]))""")
-    assert sorted(ids) == sorted(c["id"] for c in known)
-    assert p.locator("#fig-density .barlayer path").count() == len(known)
-    for card in unknown:  # listed, not dropped
+    assert sorted(_chart_ids(p)) == sorted(pt["id"] for pt in chart["points"])
+    assert p.evaluate("""document.getElementById('fig-accuracy').data
+        .filter(t => t.meta === 'models').every(t => t.type === 'scattergl')""")
+    assert p.locator("#fig-accuracy canvas").count() >= 1  # drawn by WebGL
+    assert p.locator("#fig-density .barlayer path").count() == min(40, len(chart["points"]))
+    for card in (c for c in cards if c["top1"] is None and not c["id"].startswith("timm-")):  # listed, not dropped
         assert p.locator(f"#without-accuracy a[href='/models/{card['id']}']").count() == 1
     page.screenshot("charts-accuracy")
+
+    p.select_option("#chart-family", "ResNet")  # applies at once; the Pareto front is over what is shown
+    p.wait_for_url(re.compile(r"family=ResNet"))
+    _figures_ready(p, "accuracy")
+    shown = httpx.get(f"{live_server}/api/charts/accuracy?family=ResNet").json()["points"]
+    assert sorted(_chart_ids(p)) == sorted(pt["id"] for pt in shown) and shown
+    front = p.evaluate("document.getElementById('fig-accuracy').data.find(t => t.meta === 'pareto').x")
+    assert front == sorted(pt["macs"] for pt in shown if pt["pareto"])
     page.assert_clean()
 
 
 def test_click_on_chart_point_opens_the_model(page, live_server, cards):
-    target = max((c for c in cards if c["top1"] is not None), key=lambda c: c["macs"])
+    target = max((c for c in cards if c["top1"] is not None and c["macs"]), key=lambda c: c["macs"])
     p = page.page
-    p.goto(f"{live_server}/charts/accuracy")
+    p.goto(f"{live_server}/charts/accuracy?family={target['family']}")
     _figures_ready(p, "accuracy")
     box = p.evaluate("""(id) => {
         const gd = document.getElementById('fig-accuracy');
-        const traces = gd.querySelectorAll('.scatterlayer .trace');
-        for (let i = 0; i < gd.data.length; i++) {
-          const j = (gd.data[i].customdata || []).findIndex(c => c[0] === id);
-          if (j >= 0) {
-            const r = traces[i].querySelectorAll('path.point')[j].getBoundingClientRect();
-            return {x: r.x + r.width / 2, y: r.y + r.height / 2};
-          }
+        const full = gd._fullLayout, rect = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        for (const t of gd.data) {
+          const j = (t.customdata || []).findIndex(c => c[0] === id);
+          if (j >= 0) return {x: rect.left + full.xaxis.l2p(Math.log10(t.x[j])),
+                              y: rect.top + full.yaxis.l2p(t.y[j])};
         }
         return null;
       }""", target["id"])

@@ -115,7 +115,7 @@ def test_toy_net_matches_back_propagation():
 
 
 def test_every_zoo_model_gets_receptive_fields(app):
-    for entry in list_models():
+    for entry in (e for e in list_models() if e.timm is None):  # the course's catalog, not the whole timm zoo
         analysis = app.state.analysis_cache.get(entry)
         rows = [row for row in analysis.layers if row.executed and row.output_shape and len(row.output_shape) == 4]
         assert rows, entry.id

@@ -1,7 +1,9 @@
+import re
+
 import pytest
 
 from models.catalog import ModelEntry
-from models.registry import UnknownModelError, get_entry, list_models, register_model
+from models.registry import MODEL_ID_PATTERN, UnknownModelError, get_entry, list_models, register_model
 
 
 def test_duplicate_id_fails_loudly():
@@ -19,7 +21,14 @@ def test_ids_are_url_safe_and_unique():
     ids = [entry.id for entry in list_models()]
     assert len(ids) == len(set(ids))
     for model_id in ids:
-        assert model_id.replace("_", "").isalnum() and model_id.islower(), model_id
+        assert re.fullmatch(MODEL_ID_PATTERN, model_id) and model_id.islower(), model_id
+        assert model_id.replace("_", "").isalnum() or model_id.startswith("timm-"), model_id
+
+
+def test_timm_names_are_aliases_of_the_course_models():
+    assert get_entry("timm-legacy_xception") is get_entry("xception")
+    assert get_entry("timm-mobilenetv1_100").id == "mobilenet_v1"
+    assert "timm-legacy_xception" not in {entry.id for entry in list_models()}
 
 
 def test_entries_are_catalog_entries():
