@@ -29,7 +29,8 @@ BLOCK = 4  # its 4x4 counting blocks -> 8x8
 DIGIT_SIDE = 24  # the 8x8 digit upsampled to this, inside LeNet's 32x32 field
 INPUT_SIDE = 32
 CLASSES = [str(d) for d in range(10)]
-PREPARATION = ("Otsu's threshold finds the ink (dark on light or light on dark), the picture is cropped to it, its "
+PREPARATION = ("The paper's uneven light (a lamp's gradient, a shadow) is flattened out, then Otsu's threshold "
+               "finds the ink (dark on light or light on dark), the picture is cropped to it, its "
                "longer side scaled to 32 px and centred in a 32x32 bitmap, counted in 4x4 blocks to 8x8 "
                "(as the optdigits were made), then upsampled to 24x24 and padded to LeNet-5's 32x32.")
 DATASET = "scikit-learn's handwritten digits (load_digits: the UCI optdigits test set, 8x8)"
