@@ -29,12 +29,23 @@ BLOCK = 4  # its 4x4 counting blocks -> 8x8
 DIGIT_SIDE = 24  # the 8x8 digit upsampled to this, inside LeNet's 32x32 field
 INPUT_SIDE = 32
 CLASSES = [str(d) for d in range(10)]
-PREPARATION = ("Otsu's threshold finds the ink (dark on light or light on dark), the picture is cropped to it, its "
+PREPARATION = ("The paper's uneven light (a lamp's gradient, a shadow) is flattened out, then Otsu's threshold "
+               "finds the ink (dark on light or light on dark), the picture is cropped to it, its "
                "longer side scaled to 32 px and centred in a 32x32 bitmap, counted in 4x4 blocks to 8x8 "
                "(as the optdigits were made), then upsampled to 24x24 and padded to LeNet-5's 32x32.")
 DATASET = "scikit-learn's handwritten digits (load_digits: the UCI optdigits test set, 8x8)"
 # Components of the ink smaller than this share of the largest are specks, not strokes.
 MIN_COMPONENT_SHARE = 0.05
+# The paper's light is estimated on a copy this long (px) on its longer side.
+BACKGROUND_SIDE = 128
+# Ink darker than its paper by less than this share of the paper's light (or,
+# light on dark, brighter by less than this grey level in [0, 1]) is JPEG
+# noise or a crease, not a stroke.
+MIN_INK_CONTRAST = 0.15
+# A picture at least this many px on both sides is taken as a photo whose light may vary.
+PHOTO_MIN_SIDE = 64
+# Strokes of one digit cover well under this share of any picture of it.
+MAX_INK_SHARE = 0.6
 
 
 class NoDigitError(ValueError):
@@ -68,23 +79,63 @@ def bitmap_image(digit: np.ndarray) -> Image.Image:
     return grey.resize((BITMAP, BITMAP), Image.Resampling.BICUBIC)
 
 
+def _paper_light(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """The paper's own grey level at every pixel (H, W), strokes left out: a
+    grey closing (dark ink) or opening (light ink) removes every feature
+    narrower than its window, a quarter of the picture's shorter side, while
+    lighting gradients and shadows, which are wider, stay (Gonzalez & Woods,
+    "Digital Image Processing", 4th ed., 9.6: correcting uneven illumination
+    with morphological top-hats). Done on a copy at most ``BACKGROUND_SIDE``
+    px long and scaled back, so it costs the same at any size."""
+    from scipy.ndimage import gaussian_filter, grey_closing, grey_opening
+
+    height, width = grey.shape
+    shrink = min(1.0, BACKGROUND_SIDE / max(height, width))
+    small_size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+    small = np.asarray(Image.fromarray(grey).resize(small_size, Image.Resampling.BOX), dtype=np.float32)
+    window = max(3, min(small.shape) // 4)
+    paper = (grey_closing if dark_ink else grey_opening)(small, size=(window, window), mode="nearest")
+    # The square window leaves steps at a shadow's edge; blur them to the light's own smoothness.
+    paper = gaussian_filter(paper, sigma=window / 6, mode="nearest")
+    return np.asarray(Image.fromarray(paper).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
 def _ink_map(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Grey levels (H, W) in [0, 1] -> (ink strength in [0, 1], ink mask).
 
-    Otsu's threshold splits ink from paper; the side that most of the border
-    falls on is the paper, whichever polarity it has."""
+    A photo (both sides at least ``PHOTO_MIN_SIDE``): the paper is most of
+    the picture, so its median lies on the paper's side of the midrange
+    between the darkest and lightest pixels, which gives the polarity; the
+    paper's light at each pixel (``_paper_light``) is divided out (dark ink:
+    reflectance = grey / paper) or subtracted (light ink), so a lamp's
+    gradient or a shadow is not ink. A smaller picture is a crop or a
+    drawing (like the training bitmaps, whose strokes are as wide as a quarter
+    of the frame), its light even: the side most of the border falls on is
+    the paper. Otsu's threshold then splits the ink from the paper.
+
+    Raises NoDigitError when nothing stands out from the paper or the "ink"
+    covers too much of the picture to be one digit."""
     from skimage.filters import threshold_otsu
 
     if float(grey.max() - grey.min()) < 1e-3:
         raise NoDigitError("The image is uniform: there is no digit to read.")
-    threshold = threshold_otsu(grey)
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.mean(border > threshold) > 0.5:  # light paper, dark ink
-        grey, threshold = 1.0 - grey, 1.0 - threshold
-    mask = grey > threshold
-    paper = float(np.median(grey[~mask])) if (~mask).any() else 0.0
-    ink = float(np.percentile(grey[mask], 90))
-    strength = np.clip((grey - paper) / max(ink - paper, 1e-6), 0.0, 1.0)
+    if min(grey.shape) >= PHOTO_MIN_SIDE:
+        low, high = np.percentile(grey, [0.1, 99.9])
+        dark_ink = float(np.median(grey)) > (low + high) / 2
+        paper = _paper_light(grey, dark_ink)
+        contrast = np.clip(1.0 - grey / np.maximum(paper, 1e-3) if dark_ink else grey - paper, 0.0, 1.0)
+    else:
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        contrast = 1.0 - grey if np.mean(border > threshold_otsu(grey)) > 0.5 else grey
+    mask = contrast > threshold_otsu(contrast)
+    ink = float(np.percentile(contrast[mask], 90)) if mask.any() else 0.0
+    background = float(np.median(contrast[~mask])) if (~mask).any() else 0.0
+    if ink - background < MIN_INK_CONTRAST:
+        raise NoDigitError("Nothing stands out from the paper: there is no digit to read.")
+    if mask.mean() > MAX_INK_SHARE:
+        raise NoDigitError(f"The ink would cover {mask.mean():.0%} of the picture: there is no digit to read "
+                           f"in it (a digit's strokes cover less than {MAX_INK_SHARE:.0%}).")
+    strength = np.clip((contrast - background) / max(ink - background, 1e-6), 0.0, 1.0)
     return strength, mask
 
 

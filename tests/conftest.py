@@ -191,12 +191,15 @@ def held_out_digits():
 
 
 def digit_photo(digit, *, dark_on_light: bool, seed: int, size: tuple[int, int] = (480, 360),
-                digit_px: int = 120, angle: float = 6.0) -> bytes:
+                digit_px: int = 120, angle: float = 6.0, lighting: str = "even") -> bytes:
     """A JPEG "photo" of a real handwritten digit (an 8x8 scikit-learn digit,
     (8, 8) in [0, 1]): enlarged to ``digit_px``, inked onto paper with a
-    lighting gradient, a tint and sensor noise, at a random place in the
-    frame, turned by up to ``angle`` degrees; ``dark_on_light`` False gives a
-    chalk-on-blackboard negative."""
+    tint and sensor noise, at a random place in the frame, turned by up to
+    ``angle`` degrees; ``dark_on_light`` False gives a chalk-on-blackboard
+    negative. ``lighting``: "even" (a gentle gradient, grey 195..235),
+    "gradient" (a lamp's falloff in a random direction, the paper from grey
+    ~170 to ~240) or "shadow" (a soft dark shadow over one corner, the
+    light there down to 30-45%); light falls on paper and ink alike."""
     import io
 
     import numpy as np
@@ -207,15 +210,36 @@ def digit_photo(digit, *, dark_on_light: bool, seed: int, size: tuple[int, int] 
     ink = np.asarray(Image.fromarray(np.round(digit * 255).astype(np.uint8)).resize(
         (digit_px, digit_px), Image.Resampling.BICUBIC), dtype=np.float32) / 255
     yy, xx = np.mgrid[0:height, 0:width]
-    paper = 210 + 25 * xx / width - 15 * yy / height + rng.normal(0, 6, (height, width))
     layer = np.zeros((height, width), np.float32)
     top, left = rng.integers(8, height - digit_px - 8), rng.integers(8, width - digit_px - 8)
     layer[top:top + digit_px, left:left + digit_px] = np.clip(ink, 0, 1)
-    grey = paper * (1 - layer) + 35 * layer
-    if not dark_on_light:
-        grey = 255 - grey
+    turn = rng.uniform(-angle, angle)
+    if lighting == "even":
+        paper = 210 + 25 * xx / width - 15 * yy / height + rng.normal(0, 6, (height, width))
+        grey = paper * (1 - layer) + 35 * layer
+        if not dark_on_light:
+            grey = 255 - grey
+    else:
+        direction = rng.uniform(0, 2 * np.pi)
+        along = (np.cos(direction) * (xx - width / 2) + np.sin(direction) * (yy - height / 2))
+        along = (along - along.min()) / np.ptp(along)
+        if lighting == "gradient":
+            light = (170 + 70 * along) / 240
+        elif lighting == "shadow":
+            corner_y, corner_x = rng.choice([0, height]), rng.choice([0, width])
+            reach = rng.uniform(0.45, 0.7) * min(width, height)
+            distance = np.hypot(yy - corner_y, xx - corner_x)
+            shade = 1 / (1 + np.exp((distance - reach) / (0.06 * min(width, height))))
+            light = (0.9 + 0.1 * along) * (1 - rng.uniform(0.55, 0.7) * shade)
+        else:
+            raise ValueError(f"unknown lighting {lighting!r}")
+        # The page turns under the lamp, not the light with it: no corner wedges of another light.
+        layer = np.asarray(Image.fromarray(layer).rotate(turn, resample=Image.Resampling.BILINEAR), np.float32)
+        turn = 0.0
+        paper, mark = (240, 35) if dark_on_light else (30, 225)
+        grey = light * (paper * (1 - layer) + mark * layer) + rng.normal(0, 6, (height, width))
     rgb = np.clip(np.stack([grey, grey * 0.97, grey * 0.92], -1), 0, 255).astype(np.uint8)
-    image = Image.fromarray(rgb).rotate(rng.uniform(-angle, angle), resample=Image.Resampling.BILINEAR,
+    image = Image.fromarray(rgb).rotate(turn, resample=Image.Resampling.BILINEAR,
                                         fillcolor=tuple(int(v) for v in rgb[0, 0]))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from PIL import Image
 
 
@@ -51,6 +52,14 @@ def _blank_png(colour) -> bytes:
 def test_a_picture_without_a_digit_is_refused_plainly(client):
     response = _predict(client, _blank_png((250, 250, 250)))
     assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_image"
+    assert "no digit" in response.json()["error"]["message"]
+
+
+def test_a_shadow_on_blank_paper_is_refused_plainly(client, make_digit_photo):
+    photo = make_digit_photo(np.zeros((8, 8)), dark_on_light=True, seed=7, size=(640, 480), lighting="shadow")
+    response = _predict(client, photo)
+    assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_image"
     assert "no digit" in response.json()["error"]["message"]
 
