@@ -20,7 +20,7 @@ from app.analysis_pool import AnalysisPool
 from app.state_store import write_atomically
 from models.analysis import ANALYSIS_VERSION, Analysis, Totals, analyse_entry, input_shape_for
 from models.catalog import ModelEntry
-from models.registry import list_models
+from models.registry import UnknownModelError, list_models
 
 log = logging.getLogger("convzoo.analysis")
 
@@ -122,7 +122,10 @@ class AnalysisCache:
         self.traces += 1
         path = self.path_for(entry, resolution)
         if self.pool is not None and _registered(entry):
-            return Analysis.from_dict(self.pool.analyse(entry.id, resolution, path))
+            try:
+                return Analysis.from_dict(self.pool.analyse(entry.id, resolution, path))
+            except UnknownModelError:  # registered at run time in this process only: a fresh one lacks it
+                pass
         # In this thread: no pool, or an entry a pool process could not look up by id.
         analysis = analyse_entry(entry, resolution)
         write_atomically(path, json.dumps(analysis.to_dict(), separators=(",", ":")))
