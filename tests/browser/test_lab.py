@@ -64,7 +64,7 @@ def test_changing_inputs_updates_numbers(page, live_server):
     expect(_field(p, "separable", "separable-weights")).to_have_text("2,336")   # 32*(9 + 64)
     growth = p.locator("#receptive-growth")
     expect(_field(p, "receptive-growth", "rf-features.4")).to_have_text("6")   # VGG-16's pool1
-    growth.locator("select[name=model]").select_option(value="resnet50")  # not timm-resnet50, labelled resnet50
+    growth.locator("select[name=model]").select_option(label="ResNet-50")  # torchvision's, not timm-resnet50
     expect(growth.locator("[data-slot=summary]")).to_contain_text("ResNet-50")
     expect(_field(p, "receptive-growth", "rf-layer4.2.conv2")).to_have_text("427")
     bottleneck = p.locator("#bottleneck")
