@@ -12,10 +12,19 @@ from __future__ import annotations
 
 import re
 from math import prod
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from models.analysis import LayerRow
+
+class LayerRow(Protocol):
+    """What this module reads of a models.analysis.LayerRow (taken as plain
+    data, so the engine imports this module and not the other way round)."""
+
+    path: str
+    type: str
+    is_leaf: bool
+    input_shape: list[int] | None
+    output_shape: list[int] | None
+    attributes: dict[str, Any]
 
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 _LINEAR = {"Linear", "LazyLinear"}
