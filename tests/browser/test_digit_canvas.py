@@ -52,11 +52,14 @@ def test_draw_a_one_and_read_it(page, live_server):
     page.assert_clean()
 
 
-# Slow answers: each /api/predict reply reaches the page 1.5 s late, counted in window.__predicted.
-SLOW_PREDICT = """(() => { const original = window.fetch; window.__predicted = 0;
-  window.fetch = async (...args) => { const response = await original(...args);
-    if (String(args[0]).endsWith("/api/predict")) {
-      await new Promise((done) => setTimeout(done, 1500)); window.__predicted += 1; }
+# Slow answers, counted in window.__predicted: the first /api/predict reply reaches the page 1.5 s late, every
+# later one 3 s late, so a later drawing's answer always lands well after the first one (never inside the test's
+# 300 ms look), however long the loaded server takes for each.
+SLOW_PREDICT = """(() => { const original = window.fetch; window.__predicted = 0; let asked = 0;
+  window.fetch = async (...args) => {
+    const slow = String(args[0]).endsWith("/api/predict"), delay = slow && asked++ === 0 ? 1500 : 3000;
+    const response = await original(...args);
+    if (slow) { await new Promise((done) => setTimeout(done, delay)); window.__predicted += 1; }
     return response; }; })()"""
 
 
@@ -89,7 +92,7 @@ def test_an_answer_for_a_cleared_drawing_is_never_shown(page, live_server):
 
     _stroke(p, vertical=True)
     p.click("#digit-clear")  # Clear with an answer in flight: the blank canvas stays blank
-    p.wait_for_timeout(2500)
+    p.wait_for_timeout(3500)  # past the in-flight answer's 3 s delay
     assert p.locator("#digit-top5 li").count() == 0 and p.locator("#digit-maps").is_hidden()
     assert p.locator("#digit-status").inner_text() == "Draw a digit."
     page.assert_clean()
