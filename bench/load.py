@@ -92,9 +92,16 @@ class Server:
         env = {**os.environ, "CONVZOO_CACHE_DIR": tempfile.mkdtemp(prefix="convzoo-load-"), "CONVZOO_DEVICE": "cpu",
                "PYTHONPATH": str(ROOT), **env_overrides}
         self.cache_dir = env["CONVZOO_CACHE_DIR"]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.log = Path(self.cache_dir) / "server.log"  # read back when a request fails
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", str(workers)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def tracebacks(self, limit: int = 3) -> list[str]:
+        """The server's last few tracebacks (what a 500 was)."""
+        text = self.log.read_text(errors="replace")
+        return [block[:3000] for block in text.split("Traceback (most recent call last):")[1:]][-limit:]
 
     def wait_ready(self, timeout_s: float = 600) -> None:
         deadline = time.monotonic() + timeout_s
@@ -241,6 +248,8 @@ def main() -> None:
                                 "cpus": os.cpu_count(), "rounds": rounds}, indent=1))
     print(f"\nwrote {path}")
     if any(e["errors"] for r in rounds for e in r["endpoints"].values()):
+        for traceback in server.tracebacks():
+            print("\nserver traceback:\n" + traceback)
         sys.exit(1)
 
 

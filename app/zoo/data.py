@@ -3,12 +3,16 @@ pages and their /api twins."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
-from functools import lru_cache
+from pathlib import Path
 
-from app.analysis_cache import AnalysisCache
+from app.analysis_cache import AnalysisCache, registered
+from app.state_store import write_atomically
 from app.errors import InvalidParameter
 from app.schemas import ModelCard, TrainedHere
 from app.zoo.schemas import (CatalogResponse, CompareItem, CompareResponse, InputRule, Layer, LayersResponse,
@@ -19,8 +23,8 @@ from models.analysis import MAX_RESOLUTION, Analysis, AnalysisError, analyse, in
 from models.build import build_on_meta
 from models.catalog import ModelEntry
 from models.digits import DATASET as DIGITS_DATASET
-from models.registry import MODEL_ID_PATTERN, list_models
-from models.resolution import resolution_rule
+from models.registry import MODEL_ID_PATTERN, get_entry, list_models
+from models.resolution import ResolutionRule, resolution_rule
 from models.timm_zoo import is_reparameterisable
 from models.weights import TRAINED_HERE, lenet5_training, weights_status
 
@@ -32,7 +36,7 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
         return cache.get(entry, resolution)
     except AnalysisError as exc:
         if resolution is not None and 1 <= resolution <= MAX_RESOLUTION:
-            raise InvalidParameter(resolution_refusal(entry, resolution, exc.where)) from None
+            raise InvalidParameter(resolution_refusal(cache, entry, resolution, exc.where)) from None
         raise InvalidParameter(str(exc)) from None
 
 
@@ -91,17 +95,23 @@ def _totals(analysis: Analysis) -> Totals:
     return Totals(**asdict(analysis.totals))
 
 
-def _layers(analysis: Analysis) -> list[Layer]:
-    layers = [Layer(**asdict(row)) for row in analysis.layers]
-    for layer in layers:
-        layer.formulas = layer_formulas(layer)
+def _layers(analysis: Analysis, formulas: bool = True) -> list[Layer]:
+    """The rows as the API's Layer; ``formulas=False`` where only counts are read (stages,
+    profiles: a compare of six big nets would spend most of its time writing formulas)."""
+    layers = [Layer(**vars(row)) for row in analysis.layers]
+    if formulas:
+        for layer in layers:
+            layer.formulas = layer_formulas(layer)
     return layers
 
 
 def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None,
-               layers: list[Layer] | None = None) -> ModelDetail:
+               layers: list[Layer] | None = None, wait_s: float | None = None) -> ModelDetail:
     """``layers``: the rows of ``layers_data`` for the same resolution, where
-    the caller has them (the model page), so they are not built twice."""
+    the caller has them (the model page), so they are not built twice;
+    ``wait_s``: how long to wait for the input rule and the inference form
+    (None: until they are there; the page waits PAGE_WAIT_S and shows them as
+    being worked out)."""
     analysis = analysis_for(cache, entry, resolution)
     totals = _totals(analysis)
     layers = layers if layers is not None else _layers(analysis)
@@ -110,41 +120,114 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
         **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=activations,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
-        inference_form=inference_form_totals(entry, resolution),
+        inference_form=inference_form_totals(cache, entry, resolution, wait_s),
         pretrained_tags=list(entry.timm.tags) if entry.timm else [],
         training_memory=training_memory(totals.param_bytes, activations),
-        input_rule=input_rule(cache, entry),
+        input_rule=input_rule(cache, entry, wait_s),
     )
 
 
-@lru_cache(maxsize=512)
-def inference_form_totals(entry: ModelEntry, resolution: int | None) -> Totals | None:
+# A model's input rule (a dozen traces, up to seconds for the largest nets) and its
+# re-parameterised form (a second build and trace) are computed in the analysis
+# pool, never in a web worker's thread where they would hold the GIL against every
+# other request; pages wait for them at most PAGE_WAIT_S (the pool goes on; a later
+# view has them), the JSON answers until they are there.
+PAGE_WAIT_S = 0.3
+_IN_FLIGHT: dict[tuple, Future] = {}
+_IN_FLIGHT_LOCK = threading.Lock()
+_INFERENCE_FORMS: dict[tuple[str, int | None, str], Totals | None] = {}
+
+
+def _in_pool(cache: AnalysisCache, key: tuple, function, *args) -> Future:
+    """One pool call per key however many requests ask at once."""
+    with _IN_FLIGHT_LOCK:
+        future = _IN_FLIGHT.get(key)
+        if future is None:
+            future = _IN_FLIGHT[key] = cache.pool.call(function, *args)
+            future.add_done_callback(lambda _: _forget_in_flight(key))
+    return future
+
+
+def _forget_in_flight(key: tuple) -> None:
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.pop(key, None)
+
+
+def _result(future: Future, wait_s: float | None):
+    """The future's result, or ``_PENDING`` after ``wait_s`` seconds (None: wait)."""
+    try:
+        return future.result(timeout=wait_s)
+    except FutureTimeout:
+        return _PENDING
+
+
+_PENDING = object()
+
+
+def _off_thread(cache: AnalysisCache, entry: ModelEntry) -> bool:
+    """Whether ``entry``'s work can go to the pool: a pool process rebuilds catalog entries by id;
+    a user's network (app/custom) lives in this process only, and is small."""
+    return cache.pool is not None and registered(entry)
+
+
+def inference_form_totals(cache: AnalysisCache, entry: ModelEntry, resolution: int | None,
+                          wait_s: float | None = None) -> Totals | None:
     """Totals of a timm net re-parameterised for inference (timm's own
-    reparameterize_model), where that changes the net; None otherwise.
-    Pure given the library versions, so kept per process."""
+    reparameterize_model), where that changes the net; None otherwise, or
+    while it is still being worked out after ``wait_s`` seconds. Pure given the
+    library versions, so kept per process."""
     if entry.source != "timm":
         return None
+    key = (entry.id, resolution, cache.versions)
+    if key not in _INFERENCE_FORMS:
+        if not _off_thread(cache, entry):
+            found = inference_form_in_pool(entry.id, resolution)
+        else:
+            found = _result(_in_pool(cache, ("form", *key), inference_form_in_pool, entry.id, resolution), wait_s)
+            if found is _PENDING:
+                return None
+        _INFERENCE_FORMS[key] = None if found is None else Totals(**found)
+    return _INFERENCE_FORMS[key]
+
+
+def inference_form_in_pool(model_id: str, resolution: int | None) -> dict | None:
+    """In a pool process: the re-parameterised form's totals as a dict, or None (see inference_form_totals)."""
+    entry = get_entry(model_id)
     model = build_on_meta(entry, resolution)
     if not is_reparameterisable(model):
         return None
     fused = build_on_meta(entry, resolution, reparameterised=True)
-    return _totals(analyse(fused, input_shape_for(entry, resolution)))
+    return asdict(analyse(fused, input_shape_for(entry, resolution)).totals)
 
 
-def input_rule(cache: AnalysisCache, entry: ModelEntry) -> InputRule:
-    """The resolutions ``entry`` takes, kept beside its analyses: finding them costs a dozen traces
-    (up to ~2 s for the largest nets), once per model and library versions, not once per process."""
+def model_rule(cache: AnalysisCache, entry: ModelEntry, wait_s: float | None = None) -> ResolutionRule | None:
+    """The resolutions ``entry`` takes (models.resolution), kept beside its analyses: finding them
+    costs a dozen traces, once per model and library versions, not once per process; None while
+    it is still being worked out after ``wait_s`` seconds (None: wait)."""
     path = cache.directory / f"{entry.id}-input-rule-{cache.versions}.json"
     try:
-        return InputRule.model_validate_json(path.read_text())
-    except (OSError, ValueError):
+        return ResolutionRule(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
         pass
-    rule = resolution_rule(entry)
-    found = InputRule(smallest=rule.smallest, only=rule.only, multiple_of=rule.multiple_of, reason=rule.reason)
-    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-    tmp.write_text(found.model_dump_json())
-    tmp.replace(path)  # atomic: a reader never sees half a file
-    return found
+    if not _off_thread(cache, entry):
+        return resolution_rule_to_file(entry.id, str(path), entry)
+    found = _result(_in_pool(cache, ("rule", entry.id, cache.versions), resolution_rule_to_file, entry.id, str(path)),
+                    wait_s)
+    return None if found is _PENDING else found
+
+
+def resolution_rule_to_file(model_id: str, path: str, entry: ModelEntry | None = None) -> ResolutionRule:
+    """In a pool process (or this thread, for ``entry`` given): find the rule, write it atomically."""
+    rule = resolution_rule(entry or get_entry(model_id))
+    write_atomically(Path(path), json.dumps(asdict(rule)))
+    return rule
+
+
+def input_rule(cache: AnalysisCache, entry: ModelEntry, wait_s: float | None = None) -> InputRule | None:
+    rule = model_rule(cache, entry, wait_s)
+    if rule is None:
+        return None
+    return InputRule(smallest=rule.smallest, only=rule.only, multiple_of=rule.multiple_of, reason=rule.reason)
 
 
 # Per-parameter buffers each optimizer keeps (torch.optim docs): SGD none, momentum one, Adam/AdamW two moments.
@@ -162,10 +245,10 @@ def training_memory(param_bytes: int, activation_bytes: int) -> list[TrainingMem
     return rows
 
 
-def resolution_refusal(entry: ModelEntry, resolution: int, where: str | None = None) -> str:
+def resolution_refusal(cache: AnalysisCache, entry: ModelEntry, resolution: int, where: str | None = None) -> str:
     """Why ``entry`` refuses ``resolution`` and what it takes instead, in the course's words; ``where``:
     the layer where the trace stopped, the shape it got and what it needs (AnalysisError.where)."""
-    rule = resolution_rule(entry)  # memoised in-process; refusals are rare
+    rule = model_rule(cache, entry)
     prefix = f"{entry.name} cannot take input {resolution}×{resolution}:"
     if rule.accepts(resolution) and where:  # a size the measured rule did not foresee failing (MaxViT at 256)
         return f"{prefix} {where}"
@@ -198,7 +281,7 @@ def parse_model_list(text: str) -> list[str]:
 def compare_item(cache: AnalysisCache, entry: ModelEntry) -> CompareItem:
     analysis = cache.get(entry)
     totals = _totals(analysis)
-    layers = _layers(analysis)
+    layers = _layers(analysis, formulas=False)
     return CompareItem(**card(cache, entry).model_dump(), totals=totals, input_shape=analysis.input_shape,
                        stages=stages(layers, analysis.input_shape, totals), profile=profile(layers, totals))
 
