@@ -39,12 +39,16 @@ _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 # modes one byte, 16-bit greys two, every other mode, RGB included, 32-bit pixels).
 RGB_BYTES = 4
 _STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
-# The most bytes per pixel alive at once in _to_rgb, the decoded image included:
-# greys and palettes + the RGB copy; alpha: (+ an RGBA copy) + the white background;
-# 16-bit: + the scaled copy + L, then L + RGB; 32-bit (I, F): + the scaled copy + L.
+# The most bytes per pixel alive at once while decoding and in _to_rgb, the decoded image
+# included: greys and palettes + the RGB copy; alpha: (+ an RGBA copy) + the white background;
+# 16-bit: + the scaled copy + L, then L + RGB (+ a byte measured); 32-bit (I, F): + the scaled
+# copy + L. Measured peaks match these within 2% (tests/unit/test_images.py).
 _PEAK_BYTES = {"RGB": 4, "1": 5, "L": 5, "P": 5, "CMYK": 8, "RGBA": 8, "RGBa": 8, "LA": 12, "La": 12, "PA": 12,
-               "I;16": 7, "I;16L": 7, "I;16B": 7, "I;16N": 7, "I": 9, "F": 9}
+               "I;16": 8, "I;16L": 8, "I;16B": 8, "I;16N": 8, "I": 9, "F": 9}
 _OTHER_MODE_PEAK = 8  # YCbCr, LAB, HSV ...: 32-bit pixels + the RGB copy
+# Decoders that hold more than the image: libwebp decodes into its own RGBA (or, lossless, ARGB
+# and transform) buffers that Pillow then copies (measured: up to 22 bytes per pixel in all).
+_DECODER_BYTES = {"WEBP": 20}
 _MODE_NAMES = {"1": "1-bit", "L": "8-bit grey", "P": "palette", "CMYK": "CMYK", "RGB": "8-bit RGB",
                "I": "32-bit integer", "F": "32-bit float", "I;16": "16-bit grey", "I;16B": "16-bit grey",
                "I;16L": "16-bit grey", "I;16N": "16-bit grey"}
@@ -66,12 +70,15 @@ def decode_bytes(image: Image.Image, frame_size: tuple[int, int] | None = None, 
     a 6000x6000 4:2:0 JPEG: 108 MB)."""
     width, height = image.size
     mode = image.mode
-    peak = _PEAK_BYTES.get(mode, _OTHER_MODE_PEAK)
+    peak = _PEAK_BYTES.get(mode, _OTHER_MODE_PEAK) + _DECODER_BYTES.get(image.format, 0)
     if mode == "P" and "transparency" in image.info:
-        peak = 9  # + the RGBA copy + the white background
+        peak += 4  # + the RGBA copy before the white background
     total = width * height * (peak + (_STORED_BYTES.get(mode, 4) if transposed else 0))
     if image.format == "JPEG" and image.info.get("progressive"):
-        total += _jpeg_coefficient_bytes(image, frame_size or image.size)
+        frame_width, frame_height = frame_size or image.size
+        # + libjpeg's working buffers, about a byte per frame pixel (measured: 5 MB beside 18 MB of
+        # coefficients for a 3000x2000 4:2:0 frame)
+        total += _jpeg_coefficient_bytes(image, (frame_width, frame_height)) + frame_width * frame_height
     return total
 
 
@@ -147,11 +154,13 @@ def _check_decode_cost(image: Image.Image, frame_size: tuple[int, int], transpos
 
 
 def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation; a broken EXIF block is ignored, not fatal."""
+    """Apply the EXIF orientation, in place (exif_transpose would otherwise copy
+    even an upright image); a broken EXIF block is ignored, not fatal."""
     try:
-        return ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)
     except (KeyError, ValueError, TypeError, SyntaxError):
-        return image
+        pass
+    return image
 
 
 def _high_depth_to_l(image: Image.Image) -> Image.Image:
@@ -177,3 +186,32 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba)  # an RGBA mask: its alpha band
         return background
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+# Below this many pixels a side carries too little to read: the model's preprocessing stretches it
+# to its crop (a 4000x1 strip becomes 224 identical rows).
+MIN_INFORMATIVE_SIDE = 8
+# Largest spread of levels (0-255, any band) an image may have and still be one flat colour
+# (a solid colour saved as JPEG wobbles by a level or two).
+FLAT_LEVELS = 2
+
+
+def degenerate_notes(image: Image.Image) -> list[str]:
+    """Why a top-k computed from ``image`` (decoded, 8-bit RGB) says little
+    about it, in plain words: a blank or one-colour image, a side under
+    MIN_INFORMATIVE_SIDE pixels. Empty for an ordinary picture."""
+    notes = []
+    width, height = image.size
+    if min(width, height) < MIN_INFORMATIVE_SIDE:
+        short = min(width, height)
+        notes.append(f"The image is {width}×{height} pixels: its {short}-pixel side is stretched to fill the "
+                     f"model's square input, so the model sees the same {short} pixel(s) repeated across that "
+                     f"side; the top-5 says little about it.")
+    extrema = image.getextrema()
+    if all(high - low <= FLAT_LEVELS for low, high in extrema):
+        colour = ", ".join(str((low + high) // 2) for low, high in extrema)
+        blank = " (blank)" if all(low >= 255 - FLAT_LEVELS for low, _ in extrema) or all(
+            high <= FLAT_LEVELS for _, high in extrema) else ""
+        notes.append(f"The image is one flat colour{blank}, RGB ({colour}): there is nothing in it to recognise, "
+                     f"so the top-5 is what the model guesses for an empty input, not a reading of its content.")
+    return notes
