@@ -116,14 +116,15 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
     totals = _totals(analysis)
     layers = layers if layers is not None else _layers(analysis)
     activations = 2 * totals.activation_bytes
+    remaining = (lambda: None) if wait_s is None else _waiting(cache, entry, resolution, wait_s)
     return ModelDetail(
         **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=activations,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
-        inference_form=inference_form_totals(cache, entry, resolution, wait_s),
+        inference_form=inference_form_totals(cache, entry, resolution, remaining()),
         pretrained_tags=list(entry.timm.tags) if entry.timm else [],
         training_memory=training_memory(totals.param_bytes, activations),
-        input_rule=input_rule(cache, entry, wait_s),
+        input_rule=input_rule(cache, entry, remaining()),
     )
 
 
@@ -132,7 +133,7 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
 # pool, never in a web worker's thread where they would hold the GIL against every
 # other request; pages wait for them at most PAGE_WAIT_S (the pool goes on; a later
 # view has them), the JSON answers until they are there.
-PAGE_WAIT_S = 0.3
+PAGE_WAIT_S = 0.25
 _IN_FLIGHT: dict[tuple, Future] = {}
 _IN_FLIGHT_LOCK = threading.Lock()
 _INFERENCE_FORMS: dict[tuple[str, int | None, str], Totals | None] = {}
@@ -168,6 +169,15 @@ def _off_thread(cache: AnalysisCache, entry: ModelEntry) -> bool:
     """Whether ``entry``'s work can go to the pool: a pool process rebuilds catalog entries by id;
     a user's network (app/custom) lives in this process only, and is small."""
     return cache.pool is not None and registered(entry)
+
+
+def _waiting(cache: AnalysisCache, entry: ModelEntry, resolution: int | None, wait_s: float):
+    """Start the input rule and the inference form both, then wait ``wait_s`` for the two together:
+    the returned function gives the seconds left."""
+    model_rule(cache, entry, wait_s=0)
+    inference_form_totals(cache, entry, resolution, wait_s=0)
+    deadline = time.monotonic() + wait_s
+    return lambda: max(0.0, deadline - time.monotonic())
 
 
 def inference_form_totals(cache: AnalysisCache, entry: ModelEntry, resolution: int | None,
