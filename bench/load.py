@@ -130,6 +130,7 @@ def run_round(base: str, pid: int, clients: int, seconds: float, max_requests: i
     analysed: set[tuple[str, int]] = set()  # (model, resolution) asked for once: the next asks are not cold
     stop_at = time.monotonic() + seconds
     rss = {"start": rss_bytes(pid), "peak": rss_bytes(pid)}
+    load_start = os.getloadavg()[0]  # the machine is shared: every figure is read against this
 
     def pick(rng: random.Random) -> tuple[str, str, dict]:
         model_id = rng.choice(model_ids)
@@ -206,7 +207,8 @@ def run_round(base: str, pid: int, clients: int, seconds: float, max_requests: i
             "busy_503": codes.get(503, 0), "errors": errors,
         }
     return {"seconds": duration, "requests": sum(len(v) for v in latencies.values()), "endpoints": endpoints,
-            "rss_bytes": rss, "transport_failures": failures[:20]}
+            "rss_bytes": rss, "transport_failures": failures[:20],
+            "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]}}
 
 
 def main() -> None:

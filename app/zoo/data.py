@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
 from pathlib import Path
 
 from app.analysis_cache import AnalysisCache, registered
+from app.analysis_pool import AnalysisPool
 from app.state_store import write_atomically
 from app.errors import InvalidParameter
 from app.schemas import ModelCard, TrainedHere
@@ -95,13 +98,10 @@ def _totals(analysis: Analysis) -> Totals:
     return Totals(**asdict(analysis.totals))
 
 
-def _layers(analysis: Analysis, formulas: bool = True) -> list[Layer]:
-    """The rows as the API's Layer; ``formulas=False`` where only counts are read (stages,
-    profiles: a compare of six big nets would spend most of its time writing formulas)."""
+def _layers(analysis: Analysis) -> list[Layer]:
     layers = [Layer(**vars(row)) for row in analysis.layers]
-    if formulas:
-        for layer in layers:
-            layer.formulas = layer_formulas(layer)
+    for layer in layers:
+        layer.formulas = layer_formulas(layer)
     return layers
 
 
@@ -132,21 +132,53 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
 # re-parameterised form (a second build and trace) are computed in the analysis
 # pool, never in a web worker's thread where they would hold the GIL against every
 # other request; pages wait for them at most PAGE_WAIT_S (the pool goes on; a later
-# view has them), the JSON answers until they are there.
+# view has them), the JSON answers until they are there. They go to the pool one at
+# a time, so a burst of page views never fills its processes ahead of the cold
+# analyses that requests are waiting for (ProcessPoolExecutor serves in order).
 PAGE_WAIT_S = 0.25
-_IN_FLIGHT: dict[tuple, Future] = {}
+_IN_FLIGHT: dict[tuple, Future] = {}  # asked for, in the pool or waiting for it
+_WAITING: deque[tuple[AnalysisPool, Callable, tuple, Future]] = deque()
+_IN_POOL = [0]  # of these jobs, how many the pool holds now (0 or 1)
 _IN_FLIGHT_LOCK = threading.Lock()
 _INFERENCE_FORMS: dict[tuple[str, int | None, str], Totals | None] = {}
 
 
-def _in_pool(cache: AnalysisCache, key: tuple, function, *args) -> Future:
-    """One pool call per key however many requests ask at once."""
+def _in_pool(cache: AnalysisCache, key: tuple, function: Callable, *args) -> Future:
+    """One pool call per key however many requests ask at once; one such call in the pool at a time."""
     with _IN_FLIGHT_LOCK:
         future = _IN_FLIGHT.get(key)
-        if future is None:
-            future = _IN_FLIGHT[key] = cache.pool.call(function, *args)
-            future.add_done_callback(lambda _: _forget_in_flight(key))
+        if future is not None:
+            return future
+        future = _IN_FLIGHT[key] = Future()
+        _WAITING.append((cache.pool, function, args, future))
+        future.add_done_callback(lambda _: _forget_in_flight(key))
+    _hand_next()
     return future
+
+
+def _hand_next() -> None:
+    """Hand the pool the next waiting job if it holds none of these now."""
+    with _IN_FLIGHT_LOCK:
+        if _IN_POOL[0] or not _WAITING:
+            return
+        pool, function, args, future = _WAITING.popleft()
+        _IN_POOL[0] = 1
+    try:
+        pooled = pool.call(function, *args)
+    except RuntimeError as exc:  # the pool is shutting down with the app
+        with _IN_FLIGHT_LOCK:
+            _IN_POOL[0] = 0
+        future.set_exception(exc)
+        return
+
+    def done(finished: Future) -> None:
+        with _IN_FLIGHT_LOCK:
+            _IN_POOL[0] = 0
+        error = finished.exception()
+        future.set_exception(error) if error is not None else future.set_result(finished.result())
+        _hand_next()
+
+    pooled.add_done_callback(done)
 
 
 def _forget_in_flight(key: tuple) -> None:
@@ -291,9 +323,9 @@ def parse_model_list(text: str) -> list[str]:
 def compare_item(cache: AnalysisCache, entry: ModelEntry) -> CompareItem:
     analysis = cache.get(entry)
     totals = _totals(analysis)
-    layers = _layers(analysis, formulas=False)
     return CompareItem(**card(cache, entry).model_dump(), totals=totals, input_shape=analysis.input_shape,
-                       stages=stages(layers, analysis.input_shape, totals), profile=profile(layers, totals))
+                       stages=stages(analysis.layers, analysis.input_shape, totals),
+                       profile=profile(analysis.layers, totals))
 
 
 def compare_data(cache: AnalysisCache, entries: list[ModelEntry]) -> CompareResponse:
