@@ -191,6 +191,6 @@ def graph() -> str:
 if __name__ == "__main__":
     for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict),
                           ("bench/speed_runtimes.py", speed_runtimes), ("bench/lenet.py", lenet),
-                          ("bench/load.py", load), ("bench/load.py: workers and analysis processes", load_scale),
+                          ("bench/load.py", load), ("bench/load.py --workers 1 / 2", load_scale),
                           ("bench/warmup.py", warmup), ("bench/graph.py", graph), ("bench/inside.py", inside)):
         print(f"### {title}\n\n{render()}\n")
