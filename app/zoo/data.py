@@ -143,17 +143,37 @@ _IN_FLIGHT_LOCK = threading.Lock()
 _INFERENCE_FORMS: dict[tuple[str, int | None, str], Totals | None] = {}
 
 
-def _in_pool(cache: AnalysisCache, key: tuple, function: Callable, *args) -> Future:
-    """One pool call per key however many requests ask at once; one such call in the pool at a time."""
+def _in_pool(cache: AnalysisCache, key: tuple, function: Callable, *args, urgent: bool = False) -> Future:
+    """One pool call per key however many requests ask at once; one such call in the pool at a
+    time, except ``urgent`` ones (a request will wait for the answer, as for a cold analysis):
+    those go to the pool at once, taking their job out of the line if it waits there."""
     with _IN_FLIGHT_LOCK:
         future = _IN_FLIGHT.get(key)
         if future is not None:
-            return future
-        future = _IN_FLIGHT[key] = Future()
-        _WAITING.append((cache.pool, function, args, future))
-        future.add_done_callback(lambda _: _forget_in_flight(key))
+            queued = next((job for job in _WAITING if job[3] is future), None)
+            if not (urgent and queued):
+                return future
+            _WAITING.remove(queued)
+        else:
+            future = _IN_FLIGHT[key] = Future()
+            future.add_done_callback(lambda _: _forget_in_flight(key))
+            if not urgent:
+                _WAITING.append((cache.pool, function, args, future))
+    if urgent:
+        _chain(cache.pool.call(function, *args), future)
     _hand_next()
     return future
+
+
+def _chain(pooled: Future, future: Future, then: Callable[[], None] | None = None) -> None:
+    """``future`` takes ``pooled``'s outcome; ``then`` runs after."""
+    def done(finished: Future) -> None:
+        if then is not None:
+            then()
+        error = finished.exception()
+        future.set_exception(error) if error is not None else future.set_result(finished.result())
+
+    pooled.add_done_callback(done)
 
 
 def _hand_next() -> None:
@@ -166,19 +186,16 @@ def _hand_next() -> None:
     try:
         pooled = pool.call(function, *args)
     except RuntimeError as exc:  # the pool is shutting down with the app
-        with _IN_FLIGHT_LOCK:
-            _IN_POOL[0] = 0
+        _lane_free()
         future.set_exception(exc)
         return
+    _chain(pooled, future, then=_lane_free)
 
-    def done(finished: Future) -> None:
-        with _IN_FLIGHT_LOCK:
-            _IN_POOL[0] = 0
-        error = finished.exception()
-        future.set_exception(error) if error is not None else future.set_result(finished.result())
-        _hand_next()
 
-    pooled.add_done_callback(done)
+def _lane_free() -> None:
+    with _IN_FLIGHT_LOCK:
+        _IN_POOL[0] = 0
+    threading.Thread(target=_hand_next, daemon=True).start()  # not in the pool's result thread
 
 
 def _forget_in_flight(key: tuple) -> None:
@@ -225,7 +242,8 @@ def inference_form_totals(cache: AnalysisCache, entry: ModelEntry, resolution: i
         if not _off_thread(cache, entry):
             found = inference_form_in_pool(entry.id, resolution)
         else:
-            found = _result(_in_pool(cache, ("form", *key), inference_form_in_pool, entry.id, resolution), wait_s)
+            found = _result(_in_pool(cache, ("form", *key), inference_form_in_pool, entry.id, resolution,
+                                     urgent=wait_s is None), wait_s)
             if found is _PENDING:
                 return None
         _INFERENCE_FORMS[key] = None if found is None else Totals(**found)
@@ -253,8 +271,8 @@ def model_rule(cache: AnalysisCache, entry: ModelEntry, wait_s: float | None = N
         pass
     if not _off_thread(cache, entry):
         return resolution_rule_to_file(entry.id, str(path), entry)
-    found = _result(_in_pool(cache, ("rule", entry.id, cache.versions), resolution_rule_to_file, entry.id, str(path)),
-                    wait_s)
+    found = _result(_in_pool(cache, ("rule", entry.id, cache.versions), resolution_rule_to_file, entry.id, str(path),
+                             urgent=wait_s is None), wait_s)
     return None if found is _PENDING else found
 
 
