@@ -82,9 +82,11 @@ def load(name: str = "load.json") -> str:
 
 # Runs of bench/load.py side by side: (file, what the server was).
 SCALE_RUNS = [
-    ("load-before-queueing-fixes.json", "1 worker, before the queueing fixes"),
-    ("load.json", "1 worker"),
-    ("load-2-workers.json", "2 workers"),
+    ("load-before-queueing-fixes.json", "before: 1 worker"),
+    ("load-1-worker-first-fixes.json", "first fixes: 1 worker"),
+    ("load-2-workers-first-fixes.json", "first fixes: 2 workers"),
+    ("load.json", "then: 1 worker"),
+    ("load-2-workers.json", "then: 2 workers"),
 ]
 
 
