@@ -126,4 +126,9 @@ class InsidePage(BaseModel):
     map_layers: list[LayerChoice] = Field(description="layers whose output is a map of channels (feature maps)")
     cam_layers: list[str] = Field(description="leaf layers with a spatial map of more than one cell (Grad-CAM)")
     default_cam_layer: str | None
-    methods: list[str] = Field(description="explanation methods; none where the input is not a crop of the image")
+    input_redrawn: bool = Field(
+        False, description="the input is redrawn from the image (LeNet-5's digit), not a crop of it: heatmaps "
+                           "are best drawn over the input itself (crop_png=true)")
+    methods: list[str] = Field(description="explanation methods that apply to this model; none without weights")
+    unavailable_methods: dict[str, str] = Field(
+        default_factory=dict, description="methods that cannot apply to this model, each with why")

@@ -207,7 +207,8 @@
   async function explain() {
     const method = $("explain-method").value;
     const mine = generation;
-    const source = bitmap;
+    // a redrawn input (LeNet-5's digit) is no crop of the upload: draw over what the net saw
+    const source = data.input_redrawn ? null : bitmap;
     say("explain-caption", "Computing " + $("explain-method").selectedOptions[0].textContent + " on " +
       imageName + "…");
     $("explain-run").disabled = true;
