@@ -376,6 +376,7 @@ def _weight_inputs(graph: onnx.GraphProto, inputs: set[str]) -> list[str]:
 class InputSpec:
     name: str
     shape: tuple[int, int, int]   # (C, H, W) without the batch
+    free: bool = False  # H or W is free in the graph: the resolution asked for fills it
 
 
 def input_spec(model: onnx.ModelProto, resolution: int | None = None) -> InputSpec:
@@ -406,4 +407,4 @@ def input_spec(model: onnx.ModelProto, resolution: int | None = None) -> InputSp
     width = resolution if values[3] is None else values[3]
     if max(height, width) > MAX_RESOLUTION:
         raise OnnxError("unsupported", f"The input is {height}x{width}; ConvZoo analyses sides up to {MAX_RESOLUTION}.")
-    return InputSpec(inputs[0].name, (values[1], height, width))
+    return InputSpec(inputs[0].name, (values[1], height, width), free)

@@ -74,8 +74,8 @@ class CustomStore:
 
     def put_onnx(self, entry: ModelEntry, model: onnx.ModelProto, resolution: int | None,
                  filename: str | None = None) -> None:
-        """``model``: the graph stripped of its weights' values (models.onnx_graph.strip_weights). Putting
-        an id again (the same file at another resolution) replaces its resolution."""
+        """``model``: the graph stripped of its weights' values (models.onnx_graph.strip_weights);
+        ``resolution``: the one its id was made with (models.custom.onnx_id), None for a fixed graph."""
         with self._lock:
             self._write(self.directory / f"{entry.id}.onnx", model.SerializeToString())
             self._write(self.directory / f"{entry.id}.json",

@@ -73,6 +73,33 @@ def test_free_height_and_width_take_the_resolution(client):
     assert at_224["totals"]["macs"] == client.get("/api/models/resnet18").json()["macs"]
 
 
+def test_an_upload_at_another_resolution_changes_nothing_another_user_sees(client):
+    """Alice shares her upload at 160 px; Bob uploads the same file at 224: Alice's id (its page, layers,
+    card) still shows 160 px and its MACs; Bob's is an id of its own. A graph of fixed size ignores the
+    resolution: one id, whatever is asked."""
+    entry = get_entry("resnet18")
+    model = onnx.load_from_string(export(entry.build(), entry.input_size, input_names=["image"],
+                                         dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}}))
+    model.doc_string = uuid.uuid4().hex
+    data = model.SerializeToString()
+    alice = client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "160"}).json()
+    macs_160 = client.get("/api/models/resnet18?resolution=160").json()["totals"]["macs"]
+    bob = client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "224"}).json()
+    assert bob["id"] != alice["id"] and bob["input_size"] == [3, 224, 224] and bob["cached"] is False
+    assert bob["macs"] == client.get("/api/models/resnet18").json()["macs"]
+    detail = client.get(f"/api/models/{alice['id']}").json()
+    assert detail["input_size"] == [3, 160, 160] and detail["totals"]["macs"] == macs_160
+    layers = client.get(f"/api/models/{alice['id']}/layers").json()
+    assert layers["layers"][0]["output_shape"][2:] == [80, 80]  # the stem's stride-2 conv at 160 px
+    again = client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "160"}).json()
+    assert again["id"] == alice["id"] and again["cached"] is True
+
+    fixed = export_zoo_model("resnet18")
+    plain = client.post("/api/custom/onnx", files={"file": ("fixed.onnx", fixed)}).json()
+    asked = client.post("/api/custom/onnx", files={"file": ("fixed.onnx", fixed)}, data={"resolution": "96"}).json()
+    assert asked["id"] == plain["id"] and asked["input_size"] == [3, 224, 224] and asked["cached"] is True
+
+
 def test_the_pages_export_command_writes_one_file_that_uploads(client, tmp_path):
     """The command /custom gives, run as written with the venv's torch (its default exporter), in a
     process of its own (torch.export's tracer is not to share a process with the app's threads)."""
