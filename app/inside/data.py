@@ -26,7 +26,7 @@ from models.catalog import ModelEntry
 from models.digits import DigitPreprocessing, lenet_input
 from models.explain import METHODS, explain, grey_baseline, unavailable_methods
 from models.feature_maps import draw_feature_maps
-from models.kernels import LayerError, conv_paths, draw_kernels
+from models.kernels import LayerError, applied_padding, conv_paths, draw_kernels
 from models.preprocess import Preprocessing, preprocessing_for
 from models.tiles import GridLayout
 from models.weights import WeightsError, weights_status
@@ -66,7 +66,17 @@ def _conv_paths(entry: ModelEntry) -> tuple[str, ...]:
     return tuple(conv_paths(build_on_meta(entry)))
 
 
-def filters_job(worker: InsideWorker, entry: ModelEntry, layer: str | None) -> tuple[FiltersResponse, bytes]:
+def _applied_padding(cache: AnalysisCache, entry: ModelEntry, model, path: str) -> list[int] | None:
+    """[top, bottom, left, right] the convolution adds at the model's input
+    size (its input's H x W from the analysis); None where it never runs."""
+    row = next((row for row in analysis_for(cache, entry).layers if row.path == path), None)
+    if row is None or not row.input_shape or len(row.input_shape) != 4:
+        return None
+    return applied_padding(model.get_submodule(path), *row.input_shape[2:])
+
+
+def filters_job(worker: InsideWorker, cache: AnalysisCache, entry: ModelEntry,
+                layer: str | None) -> tuple[FiltersResponse, bytes]:
     """The kernels of ``layer`` (default: the first convolution) and their PNG grid."""
     model = _eager(worker, entry).module
     try:
@@ -76,7 +86,8 @@ def filters_job(worker: InsideWorker, entry: ModelEntry, layer: str | None) -> t
     stats = picture.stats
     response = FiltersResponse(
         model=entry.id, layer=picture.layer, shape=picture.shape, groups=picture.groups, stride=picture.stride,
-        padding=picture.padding, dilation=picture.dilation, bias=picture.bias, rgb=picture.rgb,
+        padding=picture.padding, padding_applied=_applied_padding(cache, entry, model, picture.layer),
+        dilation=picture.dilation, bias=picture.bias, rgb=picture.rgb,
         colour_scale=picture.colour_scale, shown_out=picture.shown_out, shown_in=picture.shown_in,
         zoom=picture.zoom, grid=_grid(picture.layout),
         statistics=KernelStatistics(count=stats.count, mean=stats.mean, std=stats.std, min=stats.min, max=stats.max,

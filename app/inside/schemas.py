@@ -37,7 +37,12 @@ class FiltersResponse(BaseModel):
     shape: list[int] = Field(description="[C_out, C_in/groups, kH, kW]")
     groups: int
     stride: list[int]
-    padding: str | list[int]
+    padding: str | list[int] = Field(
+        description="as declared: [pH, pW] pixels on each side, or \"same\" (TF's 'SAME': timm's Conv2dSame, "
+                    "whose module says 0 but pads in its forward pass) / \"valid\"")
+    padding_applied: list[int] | None = Field(
+        None, description="[top, bottom, left, right] zero pixels the layer adds at the model's input size "
+                          "(TF 'SAME' may add the odd one at the bottom and right); null where it never runs")
     dilation: list[int]
     bias: bool
     rgb: bool = Field(description="each filter drawn as one colour tile (the layer sees the RGB image)")
