@@ -53,15 +53,19 @@ GRADIENT_RULE_METHODS = ("guided_backprop", "deconvnet")
 
 def unavailable_methods(layer_types: Iterable[str]) -> dict[str, str]:
     """The methods that cannot apply to a net made of ``layer_types``
-    (module class names), each with why: without a ReLU, guided
+    (module class names), each with why: without a ReLU module, guided
     backpropagation and DeconvNet have no unit to apply their rule at, so
-    both would be the plain input gradient (and the same picture)."""
+    both would be the plain input gradient (and the same picture): LeNet-5
+    (tanh), GELU and SiLU nets (ConvNeXt, ViT, torchvision's EfficientNet),
+    and those applying F.relu in ``forward`` (torchvision's GoogLeNet and
+    Inception v3)."""
     types = set(layer_types)
     if types & RELU_FAMILY.keys():
         return {}
     units = sorted(types & {"Tanh", "Sigmoid", "SiLU", "GELU", "Hardswish", "ELU", "LeakyReLU", "Hardtanh"})
-    reason = ("guided backpropagation and DeconvNet are rules for the backward pass through ReLUs, and this "
-              "network has none" + (f" (its units are {', '.join(units)})" if units else "")
+    reason = ("guided backpropagation and DeconvNet are rules for the backward pass through ReLUs, applied at "
+              "ReLU modules, and this network has none" + (f" (its units are {', '.join(units)})" if units else
+                                                            " (any ReLU it has is applied as a function)")
               + ": both would be the plain gradient of the class score. Grad-CAM and occlusion apply.")
     return {method: reason for method in GRADIENT_RULE_METHODS}
 
