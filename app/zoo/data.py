@@ -99,7 +99,10 @@ def _totals(analysis: Analysis) -> Totals:
 
 
 def _layers(analysis: Analysis) -> list[Layer]:
-    layers = [Layer(**vars(row)) for row in analysis.layers]
+    """The API's rows, built without validation (model_construct): the analysis' rows are typed
+    already (models.analysis.LayerRow, the same fields), and validating each row and formula
+    was the largest part of a big net's page (nasnetalarge: 1,505 rows)."""
+    layers = [Layer.model_construct(**vars(row)) for row in analysis.layers]
     for layer in layers:
         layer.formulas = layer_formulas(layer)
     return layers
@@ -131,8 +134,9 @@ def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None =
 # A model's input rule (a dozen traces, up to seconds for the largest nets) and its
 # re-parameterised form (a second build and trace) are computed in the analysis
 # pool, never in a web worker's thread where they would hold the GIL against every
-# other request; pages wait for them at most PAGE_WAIT_S (the pool goes on; a later
-# view has them), the JSON answers until they are there. They go to the pool one at
+# other request; pages wait for them at most PAGE_WAIT_S, and only where the line was
+# empty (the pool goes on; a later view has them): behind other pages' jobs, under
+# load, the wait would only hold the reader. The JSON answers wait until they are there. They go to the pool one at
 # a time, so a burst of page views never fills its processes ahead of the cold
 # analyses that requests are waiting for (ProcessPoolExecutor serves in order).
 PAGE_WAIT_S = 0.25
@@ -221,8 +225,12 @@ def _off_thread(cache: AnalysisCache, entry: ModelEntry) -> bool:
 
 
 def _waiting(cache: AnalysisCache, entry: ModelEntry, resolution: int | None, wait_s: float):
-    """Start the input rule and the inference form both, then wait ``wait_s`` for the two together:
-    the returned function gives the seconds left."""
+    """Start the input rule and the inference form both, then wait ``wait_s`` for the two together
+    (none where other pages' jobs were already in the pool or waiting for it): the returned
+    function gives the seconds left."""
+    with _IN_FLIGHT_LOCK:
+        if _IN_POOL[0] or _WAITING:
+            wait_s = 0.0
     model_rule(cache, entry, wait_s=0)
     inference_form_totals(cache, entry, resolution, wait_s=0)
     deadline = time.monotonic() + wait_s
@@ -234,30 +242,49 @@ def inference_form_totals(cache: AnalysisCache, entry: ModelEntry, resolution: i
     """Totals of a timm net re-parameterised for inference (timm's own
     reparameterize_model), where that changes the net; None otherwise, or
     while it is still being worked out after ``wait_s`` seconds. Pure given the
-    library versions, so kept per process."""
+    library versions, so kept per process and on disk beside the analyses (a
+    pool's answer is kept as it comes, whether or not a request still waits)."""
     if entry.source != "timm":
         return None
     key = (entry.id, resolution, cache.versions)
     if key not in _INFERENCE_FORMS:
-        if not _off_thread(cache, entry):
-            found = inference_form_in_pool(entry.id, resolution)
-        else:
-            found = _result(_in_pool(cache, ("form", *key), inference_form_in_pool, entry.id, resolution,
-                                     urgent=wait_s is None), wait_s)
-            if found is _PENDING:
-                return None
-        _INFERENCE_FORMS[key] = None if found is None else Totals(**found)
+        _, _, height, width = input_shape_for(entry, resolution)
+        path = cache.directory / f"{entry.id}-{height}x{width}-inference-form-{cache.versions}.json"
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            if not _off_thread(cache, entry):
+                found = inference_form_to_file(entry.id, resolution, str(path))
+            else:
+                future = _in_pool(cache, ("form", *key), inference_form_to_file, entry.id, resolution, str(path),
+                                  urgent=wait_s is None)
+                future.add_done_callback(lambda done: _keep_inference_form(key, done))
+                found = _result(future, wait_s)
+                if found is _PENDING:
+                    return None
+        _keep_inference_form(key, found)
     return _INFERENCE_FORMS[key]
 
 
-def inference_form_in_pool(model_id: str, resolution: int | None) -> dict | None:
-    """In a pool process: the re-parameterised form's totals as a dict, or None (see inference_form_totals)."""
+def _keep_inference_form(key: tuple[str, int | None, str], found: Future | dict | None) -> None:
+    if isinstance(found, Future):
+        if found.cancelled() or found.exception() is not None:
+            return
+        found = found.result()
+    _INFERENCE_FORMS[key] = None if found is None else Totals(**found)
+
+
+def inference_form_to_file(model_id: str, resolution: int | None, path: str) -> dict | None:
+    """In a pool process (or this thread): the re-parameterised form's totals as a dict, or None
+    (see inference_form_totals), written atomically to ``path`` as JSON."""
     entry = get_entry(model_id)
     model = build_on_meta(entry, resolution)
-    if not is_reparameterisable(model):
-        return None
-    fused = build_on_meta(entry, resolution, reparameterised=True)
-    return asdict(analyse(fused, input_shape_for(entry, resolution)).totals)
+    found = None
+    if is_reparameterisable(model):
+        fused = build_on_meta(entry, resolution, reparameterised=True)
+        found = asdict(analyse(fused, input_shape_for(entry, resolution)).totals)
+    write_atomically(Path(path), json.dumps(found))
+    return found
 
 
 def model_rule(cache: AnalysisCache, entry: ModelEntry, wait_s: float | None = None) -> ResolutionRule | None:
