@@ -4,6 +4,7 @@ from the *_data functions that the /api twins return."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from typing import Any
@@ -107,13 +108,20 @@ def model_extras(model: ModelDetail, layers: LayersResponse) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=1)
+def _picker_choices(ids: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """Every model as (family, id, name) in the compare picker's natural order, kept until the
+    catalog's ids change: sorting 1,456 entries by natural keys was a quarter of a compare page."""
+    return [(e.family.name, e.id, e.name) for e in sorted(list_models(), key=lambda e: (
+        natural_key(e.family.name), natural_key(e.name)))]
+
+
 def compare_extras(compare: CompareResponse | None) -> dict[str, Any]:
     chosen = [item.id for item in compare.models] if compare else []
     names = _names()
     extras: dict[str, Any] = {
         "chosen": chosen,
-        "choices": [(e.family.name, e.id, e.name) for e in sorted(list_models(), key=lambda e: (natural_key(e.family.name), natural_key(e.name)))
-                    if e.id not in chosen],
+        "choices": [choice for choice in _picker_choices(tuple(e.id for e in list_models())) if choice[1] not in chosen],
         "can_add": len(chosen) < MAX_COMPARE,
         "remove_links": {m: "/compare?models=" + ",".join(o for o in chosen if o != m) for m in chosen},
         "suggestions": [(f"/compare?models={','.join(ids)}", " vs ".join(names[i] for i in ids)) for ids in (
