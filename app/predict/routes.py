@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from app.deps import lookup_entry
 from app.predict.schemas import PredictPage, PredictResponse, WorkerStatus
@@ -26,15 +26,18 @@ _FORM_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-da
 
 
 @router.post("/api/predict", response_model=PredictResponse, openapi_extra=_FORM_SCHEMA)
-async def api_predict(request: Request) -> PredictResponse:
+async def api_predict(request: Request) -> Response:
     """The top-k classes of an uploaded image. Async: the body streams in
-    bounded, and all model work happens in the thread pool and the worker."""
+    bounded, and all model work happens in the thread pool and the worker.
+    The answer is built once as a PredictResponse and sent as its JSON
+    (``response_model`` documents it; FastAPI would validate it a second time)."""
     started = time.perf_counter()
     settings = request.app.state.settings
     upload = await read_upload(request, settings.max_upload_bytes, "file", ("model", "topk"))
     topk = parse_topk(upload.fields.get("topk"))
     entry = lookup_entry(upload.fields.get("model") or settings.default_model)
-    return await predict(request.app.state.inference, settings, entry, upload.file, topk, started)
+    answer = await predict(request.app.state.inference, settings, entry, upload.file, topk, started)
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.get("/api/predict/models", response_model=PredictPage)

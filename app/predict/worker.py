@@ -151,30 +151,46 @@ class InferenceWorker:
                       topk: int) -> tuple[Inference, float]:
         """Preprocess in a pool of one thread per core (``prepare`` decodes and transforms),
         queue, and await the batch's result; also returns preprocessing ms.
-        Refused with Busy at once when the queue is full."""
+        Refused with Busy at once when the queue is full.
+
+        The pool thread queues the job itself, so the event loop wakes once per
+        request (for the answer), not also between preprocessing and queueing."""
         self._refuse_if_full()
         self._count_incoming(+1)  # the worker may wait a little for this one
-        try:
-            started = time.perf_counter()
-            tensor = await asyncio.wrap_future(self._preprocessors.submit(prepare))
-            preprocess_ms = (time.perf_counter() - started) * 1000
-            job = Job(entry, tensor, topk, Future())
+        answer: Future = Future()
+        preprocess_ms = 0.0
+
+        def prepare_and_queue() -> None:
+            nonlocal preprocess_ms
             try:
-                self._queue.put_nowait(job)
-            except queue.Full:
-                self._refuse_if_full(force=True)
-        finally:
-            self._count_incoming(-1)
-        return await asyncio.wrap_future(job.future), preprocess_ms
+                started = time.perf_counter()
+                tensor = prepare()
+                preprocess_ms = (time.perf_counter() - started) * 1000
+            except BaseException as exc:  # a bad image ...: this request's error
+                self._count_incoming(-1)
+                _fail(answer, exc)
+                return
+            with self._lock:  # queued and no longer incoming in one step: the worker never waits for it
+                self._incoming -= 1
+                try:
+                    self._queue.put_nowait(Job(entry, tensor, topk, answer))
+                except queue.Full:
+                    _fail(answer, self._busy())
+
+        self._preprocessors.submit(prepare_and_queue)
+        return await asyncio.wrap_future(answer), preprocess_ms
 
     def _count_incoming(self, delta: int) -> None:
         with self._lock:  # the app may be served by more than one event loop (tests)
             self._incoming += delta
 
-    def _refuse_if_full(self, force: bool = False) -> None:
-        if force or self._queue.full():
-            raise Busy(f"The inference queue is full ({self._queue.maxsize} waiting); try again in a second.",
-                       retry_after_s=1)
+    def _refuse_if_full(self) -> None:
+        if self._queue.full():
+            raise self._busy()
+
+    def _busy(self) -> Busy:
+        return Busy(f"The inference queue is full ({self._queue.maxsize} waiting); try again in a second.",
+                    retry_after_s=1)
 
     # -- statistics ---------------------------------------------------------
 
@@ -276,6 +292,12 @@ def run_batch(predictor: Predictor, requests: list[tuple[torch.Tensor, int]]) ->
                                  labels=[predictor.categories[i] for i in idx], inference_ms=elapsed_ms,
                                  batch_size=len(requests), runtime=predictor.runtime))
     return results
+
+
+def _fail(future: Future, exc: BaseException) -> None:
+    """Fail a request's future unless its client has gone (cancelled)."""
+    if future.set_running_or_notify_cancel():
+        future.set_exception(exc)
 
 
 def _by_model(batch: list[Job]) -> list[list[Job]]:
