@@ -4,8 +4,9 @@ JSON twin, the example photos, and the inference worker's counters."""
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from app.deps import lookup_entry
@@ -41,8 +42,10 @@ async def api_predict(request: Request) -> Response:
 
 
 @router.get("/api/predict/models", response_model=PredictPage)
-def api_predict_models(request: Request) -> PredictPage:
-    return predict_page_data(request.app.state.settings, request.app.state.inference)
+def api_predict_models(request: Request, available: Annotated[bool | None, Query(
+        description="true: only the models that can predict here (the /predict page's data); false: only those "
+                    "that can't, each with why; absent: the whole catalog")] = None) -> PredictPage:
+    return predict_page_data(request.app.state.settings, request.app.state.inference, available)
 
 
 @router.get("/api/predict/worker", response_model=WorkerStatus)
@@ -58,6 +61,8 @@ def api_predict_example(name: str) -> FileResponse:
 
 @router.get("/predict", response_class=HTMLResponse)
 def predict_page(request: Request):
-    data = predict_page_data(request.app.state.settings, request.app.state.inference)
+    """Lists the models that can predict (its JSON twin: /api/predict/models?available=true);
+    the whole catalog's list of 1,458 would make the page a megabyte."""
+    data = predict_page_data(request.app.state.settings, request.app.state.inference, available=True)
     return request.app.state.templates.TemplateResponse(
         request, "predict.html", {"data": data, "figure": probability_figure()})

@@ -20,8 +20,11 @@ def test_upload_example_and_side_by_side(page, live_server, photos, tmp_path, mo
     p = page.page
     p.goto(f"{live_server}/predict")
     assert p.locator("#model-select option:checked").inner_text().strip() == "EfficientNet-Lite0"
-    assert p.locator("#model-select option[value=vgg16]").is_disabled()
-    assert "convzoo weights fetch vgg16" in p.locator(".unavailable tr[data-model=vgg16]").text_content()
+    # Only the models that can predict are offered; the others are counted, with a link to each one's reason.
+    assert p.locator("#model-select option[value=vgg16]").count() == 0
+    assert p.locator("#model-select option[value=squeezenet1_1]").count() == 1
+    assert "convzoo weights fetch" in p.locator("#unavailable-note").inner_text()
+    assert p.locator("#unavailable-note a").get_attribute("href") == "/api/predict/models?available=false"
 
     p.set_input_files("#file-input", str(photos["chelsea"]))
     chart = p.locator("#chart-main[data-top1]")
