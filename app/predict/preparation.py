@@ -13,9 +13,10 @@ is being prepared, at which stage and for how long, for
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from models.catalog import ModelEntry
@@ -43,7 +44,10 @@ class Preparer:
 
     def __init__(self, models) -> None:
         self.models = models
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="convzoo-prepare")
+        # A daemon thread (not an executor's, which the interpreter joins at exit): a server
+        # stopping mid-export must not wait a minute for it.
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._active: dict[str, Preparation] = {}
 
@@ -57,8 +61,15 @@ class Preparer:
             if (active := self._active.get(entry.id)) is not None:
                 return active.future
             preparation = self._active[entry.id] = Preparation(entry.id, WAITING)
-        self._executor.submit(self._load, entry, preparation)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="convzoo-prepare", daemon=True)
+                self._thread.start()
+        self._queue.put((entry, preparation))
         return preparation.future
+
+    def _run(self) -> None:
+        while True:
+            self._load(*self._queue.get())
 
     def _load(self, entry: ModelEntry, preparation: Preparation) -> None:
         preparation.started = time.monotonic()

@@ -4,6 +4,7 @@ request leaves the server."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torchvision
 
@@ -76,4 +77,43 @@ def test_a_photo_of_a_handwritten_digit_read_by_lenet5(page, live_server, tmp_pa
     ticks = p.locator("#chart-main .ytick text").evaluate_all("els => els.map(e => e.textContent)")
     assert len(set(ticks)) == 5 and str(labels[3]) in ticks  # one tick per digit: a category axis, not numbers
     page.screenshot("predict-digit")
+    page.assert_clean()
+
+
+def test_a_first_load_says_the_model_is_being_prepared(page, live_server, photos, monkeypatch):
+    """Lite1's first prediction (on ONNX Runtime: an export of up to a minute)
+    shows its stage while the page waits; the real load is held at its start
+    until the page has shown it."""
+    import threading
+
+    import models.predictor
+
+    p = page.page
+    p.goto(f"{live_server}/predict")
+    lite1 = next(m for m in p.evaluate("JSON.parse(document.getElementById('predict-data').textContent).models")
+                 if m["id"] == "efficientnet_lite1")
+    if lite1["state"] != "not_loaded":
+        pytest.skip("an earlier test in this session loaded Lite1 already")
+    gate = threading.Event()
+    real_load = models.predictor.load_pretrained
+
+    def held(entry, device):
+        if entry.id == "efficientnet_lite1":
+            gate.wait(120)
+        return real_load(entry, device)
+
+    monkeypatch.setattr(models.predictor, "load_pretrained", held)
+    try:
+        p.select_option("#model-select", "efficientnet_lite1")
+        assert "Not loaded yet" in p.locator("#model-state").inner_text()
+        p.set_input_files("#file-input", str(photos["chelsea"]))
+        # (it may first wait behind the start-up preload of another model)
+        p.locator("#status[data-state=preparing]", has_text="Preparing EfficientNet-Lite1 for its first "
+                  "prediction: loading its weights").wait_for(timeout=60_000)
+        page.screenshot("predict-preparing")
+    finally:
+        gate.set()
+    p.locator("#chart-main[data-top1]").wait_for(timeout=180_000)
+    assert "preparing the model (first use)" in p.locator("#timing").inner_text()
+    assert p.locator("#model-state").inner_text() == ""
     page.assert_clean()
