@@ -299,10 +299,11 @@ def _settled(client) -> None:
     raise AssertionError("a model is still being prepared after a minute")
 
 
-def test_page_data_equals_its_json_twin(client):
+def test_page_data_equals_its_json_twin(client, photos):
     """The page lists the models that can predict (its twin: ?available=true),
     so it stays small; the whole catalog, with each reason, stays in the API."""
     _settled(client)
+    assert labels(predict(client, photos["coffee"]))[0] == "espresso"  # the default model is loaded
     everything = client.get("/api/predict/models").json()
     api = client.get("/api/predict/models", params={"available": "true"}).json()
     page = client.get("/predict")
