@@ -90,8 +90,9 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
                      for rank, (index, label, probability)
                      in enumerate(zip(result.indices, result.labels, result.probabilities), start=1)],
         timing_ms=Timing(preprocess=preprocess_ms, inference=result.inference_ms,
-                         total=(time.perf_counter() - started) * 1000, prepare=prepare_ms),
+                         total=(time.perf_counter() - started) * 1000),
         batch_size=result.batch_size, input_size=list(preprocessing.input_shape), runtime=result.runtime,
+        prepare_ms=prepare_ms,
     )
 
 

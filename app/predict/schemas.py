@@ -19,9 +19,6 @@ class Timing(BaseModel):
     preprocess: float  # ms: decode + the model's own transforms
     inference: float  # ms: the forward pass of the batch this image ran in
     total: float  # ms: from the request's arrival to the answer
-    # Extension beyond API.md.
-    prepare: float = Field(0.0, description="ms this request waited for the model to be loaded (a first "
-                           "use: weights, and on ONNX Runtime the export and its check); 0 when it was ready")
 
 
 class PredictResponse(BaseModel):
@@ -33,6 +30,9 @@ class PredictResponse(BaseModel):
     batch_size: int = Field(description="How many images shared this forward pass")
     input_size: list[int] = Field(description="[C, H, W] the model was fed")
     runtime: Literal["onnxruntime", "torch"] = Field(description="What ran the forward pass")
+    prepare_ms: float = Field(0.0, description="ms this request waited for the model to be loaded (a first use: "
+                              "weights, and on ONNX Runtime the export and its check; inside timing_ms.total); "
+                              "0 when it was ready")
 
 
 class PreprocessingInfo(BaseModel):

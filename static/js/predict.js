@@ -97,7 +97,7 @@
       $("timing").textContent = "preprocess " + t.preprocess.toFixed(1) + " ms, inference " +
         t.inference.toFixed(1) + " ms (batch of " + body.batch_size + ") on " + body.device + " (" +
         body.runtime + "), total " + t.total.toFixed(1) + " ms" +
-        (t.prepare > 0 ? ", of which " + (t.prepare / 1000).toFixed(1) + " s preparing the model (first use)" : "");
+        (body.prepare_ms > 0 ? ", of which " + (body.prepare_ms / 1000).toFixed(1) + " s preparing the model (first use)" : "");
     } catch (err) {
       stopWatching();
       if (mine !== run) return;
