@@ -90,12 +90,13 @@ class AnalysisCache:
         _, _, height, width = input_shape_for(entry, resolution)
         key = (entry.id, height, width)
         totals = self._totals.get(key)
-        if totals is None and self.path_for(entry, resolution).is_file():
-            analysis = self._load(entry, resolution)
-            if analysis is not None:
+        if totals is None:
+            totals = _read_totals(self.path_for(entry, resolution))
+            if totals is not None:
                 with self._lock:
-                    self._remember_totals(key, analysis)
-                totals = analysis.totals
+                    if key not in self._totals:
+                        self._totals[key] = totals
+                        self.generation += 1
         return totals
 
     def forget(self, model_id: str) -> None:
@@ -121,7 +122,7 @@ class AnalysisCache:
     def _compute(self, entry: ModelEntry, resolution: int | None) -> Analysis:
         self.traces += 1
         path = self.path_for(entry, resolution)
-        if self.pool is not None and _registered(entry):
+        if self.pool is not None and registered(entry):
             try:
                 return Analysis.from_dict(self.pool.analyse(entry.id, resolution, path))
             except UnknownModelError:  # registered at run time in this process only: a fresh one lacks it
@@ -132,7 +133,31 @@ class AnalysisCache:
         return analysis
 
 
-def _registered(entry: ModelEntry) -> bool:
+# A cache file opens with its input shape and totals (Analysis.to_dict's field order): the
+# catalog's cards read those bytes only, not a whole file (up to a few MB of rows per net:
+# reading all 1,456 whole took ~8 s of a web worker's GIL, the first time it listed the catalog).
+_HEAD_BYTES = 4096
+
+
+def _read_totals(path: Path) -> Totals | None:
+    """The totals of the analysis in ``path``, or None (no file, or unreadable)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(_HEAD_BYTES).decode("utf-8", "replace")
+        start = head.index('"totals":') + len('"totals":')
+        totals, _ = json.JSONDecoder().raw_decode(head, start)
+        return Totals(**totals)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, OSError):  # another layout, or a damaged file: read it whole
+        try:
+            return Analysis.from_dict(json.loads(path.read_text())).totals
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("Ignoring unreadable cache file %s", path)
+            return None
+
+
+def registered(entry: ModelEntry) -> bool:
     """In the catalog, so a pool process can rebuild it from its id; a user's
     network (app/custom) lives in this process's store only."""
     return any(catalog_entry.id == entry.id for catalog_entry in list_models())

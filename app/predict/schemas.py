@@ -33,6 +33,9 @@ class PredictResponse(BaseModel):
     prepare_ms: float = Field(0.0, description="ms this request waited for the model to be loaded (a first use: "
                               "weights, and on ONNX Runtime the export and its check; inside timing_ms.total); "
                               "0 when it was ready")
+    notes: list[str] = Field(default_factory=list, description=(
+        "Why the predictions say little about this image, when they do: one flat colour (blank), "
+        "or a side under 8 pixels stretched to the model's input. Empty for an ordinary picture."))
 
 
 class PreprocessingInfo(BaseModel):
