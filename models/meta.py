@@ -147,10 +147,37 @@ def _cat_on_meta(args, kwargs):
     return torch.empty(shape, dtype=first.dtype, device="meta")
 
 
+def _same_shape_elementwise_on_meta(args, kwargs):
+    """add/mul/sub of two contiguous tensors of one shape and dtype: no
+    broadcasting and no type promotion, so the output is one more of them
+    (torch's reference runs its type-promotion wrapper in Python)."""
+    if len(args) < 2:
+        return None
+    a, b = args[0], args[1]
+    if (not isinstance(b, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype
+            or not (a.is_contiguous() and b.is_contiguous())):
+        return None
+    return torch.empty(a.shape, dtype=a.dtype, device="meta")
+
+
+def _mean_on_meta(args, kwargs):
+    """mean over some dims of a contiguous float tensor (global average pooling)."""
+    x, dims = args[0], args[1] if len(args) > 1 else None
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    if (not dims or len(args) > 3 or set(kwargs) - {"keepdim"} or not x.dtype.is_floating_point
+            or not x.is_contiguous() or x.dim() == 0):
+        return None
+    reduced = {d % x.dim() for d in dims}
+    shape = [1 if i in reduced else n for i, n in enumerate(x.shape) if keepdim or i not in reduced]
+    return torch.empty(shape, dtype=x.dtype, device="meta")
+
+
 # Shape rules for fresh-output ops whose meta kernels are slow Python
 # decompositions; None from a rule means "ask the real kernel".
 _FAST_RULES = {aten.native_batch_norm.default: _batch_norm_on_meta, aten.cat.default: _cat_on_meta,
-               aten.convolution.default: _convolution_on_meta}
+               aten.convolution.default: _convolution_on_meta, aten.mean.dim: _mean_on_meta,
+               aten.add.Tensor: _same_shape_elementwise_on_meta, aten.mul.Tensor: _same_shape_elementwise_on_meta,
+               aten.sub.Tensor: _same_shape_elementwise_on_meta}
 
 
 def run_memoised(func, args, kwargs, leaves: list):
