@@ -70,32 +70,31 @@ class AnalysisCache:
                     return self._memory[key]
             analysis = self._load(entry, resolution) or self._compute(entry, resolution)
             with self._lock:
-                self._remember_totals(key, analysis)
+                self._remember_totals(key, analysis.totals)
                 self._memory[key] = analysis
                 while len(self._memory) > self._memory_items:
                     self._memory.popitem(last=False)
                 self._key_locks.pop(key, None)
         return analysis
 
-    def _remember_totals(self, key: tuple[str, int, int], analysis: Analysis) -> None:
+    def _remember_totals(self, key: tuple[str, int, int], totals: Totals) -> None:
         if key not in self._totals:
-            self._totals[key] = analysis.totals
+            self._totals[key] = totals
             self.generation += 1
 
     def peek_totals(self, entry: ModelEntry, resolution: int | None = None) -> Totals | None:
         """The totals if this model was analysed (by this process, or on disk by
         any worker or pool process); never analyses, so a card or a page never
         waits for a trace. Kept for every model once seen (a few hundred bytes
-        each, unlike whole analyses): each file is read at most once per process."""
+        each, unlike whole analyses): the head of each file is read at most once per process."""
         _, _, height, width = input_shape_for(entry, resolution)
         key = (entry.id, height, width)
         totals = self._totals.get(key)
-        if totals is None and self.path_for(entry, resolution).is_file():
-            analysis = self._load(entry, resolution)
-            if analysis is not None:
+        if totals is None:
+            totals = _totals_from_file(self.path_for(entry, resolution))
+            if totals is not None:
                 with self._lock:
-                    self._remember_totals(key, analysis)
-                totals = analysis.totals
+                    self._remember_totals(key, totals)
         return totals
 
     def forget(self, model_id: str) -> None:
@@ -130,6 +129,26 @@ class AnalysisCache:
         analysis = analyse_entry(entry, resolution)
         write_atomically(path, json.dumps(analysis.to_dict(), separators=(",", ":")))
         return analysis
+
+
+def _totals_from_file(path: Path) -> Totals | None:
+    """The totals of a cache file without parsing its layers and graph (up to
+    a few MB for the largest timm nets; the catalog reads every file once
+    while the warm-up writes them): ``Analysis.to_dict`` writes them second,
+    after the input shape, so they are in its first bytes. None if there is
+    no readable file."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(4096).decode("utf-8", errors="ignore")
+        start = head.index('"totals":') + len('"totals":')
+        return Totals(**json.JSONDecoder().raw_decode(head, start)[0])
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):  # not where expected: read the whole file
+        try:
+            return Analysis.from_dict(json.loads(path.read_text())).totals
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 def _registered(entry: ModelEntry) -> bool:

@@ -27,7 +27,25 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import RESULTS, Server, percentile, rss_bytes  # noqa: E402
+from load import RESULTS, Server, _descendants, percentile, rss_bytes  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time (user + system) the server has used so far: its web process(es),
+    and the analysis pool processes (spawned: ``multiprocessing.spawn`` on
+    their command line). On a shared machine the wall time of the warm-up
+    depends on what else runs; its CPU time does not."""
+    used = {"web": 0.0, "analysis": 0.0}
+    for process in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            spawned = b"multiprocessing" in Path(f"/proc/{process}/cmdline").read_bytes()
+        except OSError:
+            continue
+        used["analysis" if spawned else "web"] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return used
 
 
 def warmup_status(base: str) -> dict | None:
@@ -95,6 +113,7 @@ def follow(server: Server, clients: int, stop_after: float | None, seed: int) ->
         if first_pass_s is None and status["total"] and status["done"] >= status["total"]:
             first_pass_s = elapsed - ready_s
         peak[0] = max(peak[0], rss_bytes(server.process.pid))
+        cpu = cpu_seconds(server.process.pid)
         if (status["total"] and not status["running"]) or (stop_after is not None and elapsed > stop_after):
             break
         time.sleep(1.0)
@@ -107,7 +126,7 @@ def follow(server: Server, clients: int, stop_after: float | None, seed: int) ->
              for label, v in sorted(latencies.items())}
     return {"server_ready_s": ready_s, "warmup": status, "finished": not status["running"],
             "first_pass_s": first_pass_s, "wall_s": time.monotonic() - started, "timeline": timeline[::5],
-            "pages": pages, "peak_rss_bytes": peak[0],
+            "pages": pages, "peak_rss_bytes": peak[0], "cpu_s": cpu,
             "load_average": {"start": load_at_start, "end": os.getloadavg()[0]}}
 
 
@@ -145,6 +164,10 @@ def main() -> None:
                for run in runs)
     print(f"every model analysed cold in {cold:.0f} s of warm-up (both runs; 'all models s': until done = total, "
           "before the top-1 sides; 'warm-up s': with them)")
+    analysis_cpu = sum(run["cpu_s"]["analysis"] for run in runs)
+    print(f"CPU time of the analysis processes, both runs: {analysis_cpu:.0f} s ({analysis_cpu / os.cpu_count():.0f} s "
+          f"of wall time on {os.cpu_count()} otherwise idle cores); web process(es): "
+          f"{sum(run['cpu_s']['web'] for run in runs):.0f} s")
     for name, run in zip(("first start", "restart (resume)"), runs):
         print(f"\npages while the warm-up runs ({name})")
         print(f"{'page':<32} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6}")
@@ -152,7 +175,7 @@ def main() -> None:
             print(f"{label:<32} {e['requests']:8d} {e['p50_ms']:8.1f} {e['p95_ms']:8.1f} {e['p99_ms']:8.1f} "
                   f"{e['errors']:6d}")
     path = RESULTS / "warmup.json"
-    path.write_text(json.dumps({"every_model_cold_s": cold, "workers": args.workers, "clients": args.clients, "cpus": os.cpu_count(),
+    path.write_text(json.dumps({"every_model_cold_s": cold, "analysis_cpu_s": analysis_cpu, "workers": args.workers, "clients": args.clients, "cpus": os.cpu_count(),
                                 "processes": args.processes, "interrupt_after_s": args.interrupt_after,
                                 "runs": runs}, indent=1))
     print(f"\nwrote {path}")
