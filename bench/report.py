@@ -29,7 +29,9 @@ def analysis() -> str:
                   "build + torchinfo ms", "cold / (build + torchinfo)",
                   "params", "torchvision params", "GMACs", "torchvision GMACs", "torchinfo GMACs"], rows) + (
         f"\n\nMedians of {data['repeats']} runs; torch {data['machine']['torch']}, "
-        f"{data['machine']['threads']} threads.")
+        f"{data['machine']['threads']} threads"
+        + (f"; load average {data['load_average']['start']:.1f} at the start, {data['load_average']['end']:.1f} "
+           "at the end." if "load_average" in data else "."))
 
 
 def predict() -> str:
