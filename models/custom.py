@@ -31,9 +31,15 @@ SEQUENTIAL_FAMILY = Family(
     "A PyTorch-style nn.Sequential, parsed (never run) and counted by the zoo's own engine.")
 
 
-def onnx_id(data: bytes) -> str:
-    """'onnx-' and the first 16 hex digits of the file's SHA-256."""
-    return ONNX_PREFIX + hashlib.sha256(data).hexdigest()[:16]
+def onnx_id(data: bytes, resolution: int | None = None) -> str:
+    """'onnx-' and the first 16 hex digits of the file's SHA-256; for a graph
+    with free height and width analysed at ``resolution``, of the file and
+    that resolution: each input size its own id, so an upload at a new size
+    never changes what an id already shared shows."""
+    digest = hashlib.sha256(data)
+    if resolution is not None:
+        digest.update(f"\0resolution={resolution}".encode())
+    return ONNX_PREFIX + digest.hexdigest()[:16]
 
 
 def sequential_id(code: str, input_size: tuple[int, int, int]) -> str:

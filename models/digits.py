@@ -149,14 +149,30 @@ def _ink_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(boxes[:, 0].min()), int(boxes[:, 1].min()), int(boxes[:, 2].max()), int(boxes[:, 3].max())
 
 
+def _ink(image: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The ink's strength (H, W) in [0, 1] and its box (top, left, bottom, right)."""
+    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    strength, mask = _ink_map(grey)
+    return strength, _ink_box(mask)
+
+
+def input_region(image: Image.Image) -> tuple[float, float, float, float]:
+    """(x, y, width, height) in ``image``'s pixels of the square that
+    LeNet-5's 32x32 input shows: the ink box's longer side fills the 32-px
+    bitmap, which becomes the input's central 24x24 (``lenet_input``), so the
+    input spans 32/24 of that side around the box's centre (it may reach past
+    the picture's edges). Raises NoDigitError for an image with no ink."""
+    _, (top, left, bottom, right) = _ink(image)
+    side = max(bottom - top, right - left) * INPUT_SIDE / DIGIT_SIDE
+    return (left + right - side) / 2, (top + bottom - side) / 2, side, side
+
+
 def digit_8x8(image: Image.Image) -> np.ndarray:
     """Any picture of one digit -> its 8x8 image (8, 8) in [0, 1], ink = 1,
     made as optdigits made theirs (see the module docstring).
 
     Raises NoDigitError for an image with no ink."""
-    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    strength, mask = _ink_map(grey)
-    top, left, bottom, right = _ink_box(mask)
+    strength, (top, left, bottom, right) = _ink(image)
     crop = strength[top:bottom, left:right]
     height, width = crop.shape
     scale = BITMAP / max(height, width)
@@ -188,8 +204,23 @@ class DigitPreprocessing:
     def input_shape(self) -> tuple[int, int, int]:
         return (1, self.input_side, self.input_side)
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
+    def _reduced(self, image: Image.Image) -> Image.Image:
         if max(image.size) > self.resize:
             image = image.copy()
             image.thumbnail((self.resize, self.resize), Image.Resampling.BOX)
-        return lenet_input(digit_8x8(image)[None])[0]
+        return image
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return lenet_input(digit_8x8(self._reduced(image))[None])[0]
+
+    def input_region(self, image: Image.Image) -> tuple[float, float, float, float]:
+        """Where the input lies in ``image`` (x, y, width, height in its pixels; see ``input_region``)."""
+        reduced = self._reduced(image)
+        x, y, width, height = input_region(reduced)
+        sx, sy = image.width / reduced.width, image.height / reduced.height
+        return x * sx, y * sy, width * sx, height * sy
+
+    def input_picture(self, image: Image.Image) -> Image.Image:
+        """The net's input as an RGB picture (32 x 32 px): ink black on white paper, as the input shows it."""
+        ink = self(image)[0].add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        return Image.fromarray(255 - ink, "L").convert("RGB")

@@ -10,7 +10,8 @@ hand-written backward passes):
   the class's softmax probability over the windows that covered it.
 - ``guided_backprop`` (Springenberg et al. 2015) and ``deconvnet`` (Zeiler &
   Fergus 2014): captum.attr.GuidedBackprop / Deconvolution; the heat of a
-  pixel is the largest |gradient| over its three colour channels.
+  pixel is the largest |gradient| over its colour channels. Both are rules
+  at ReLUs: a net without any (LeNet-5's tanh units) is refused them.
 
 Captum overrides the gradient of ``nn.ReLU`` modules only; ReLU6 (MobileNet,
 EfficientNet-Lite) is a clipped ReLU with the same rule (the gradient's ReLU
@@ -28,7 +29,7 @@ the Grad-CAM layer's output does), and every gradient is a local of one call.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,31 @@ OCCLUSION_BATCH = 16  # occluded images per forward pass
 GRADIENT_PERCENTILE = 0.995
 
 
+# Guided backpropagation and DeconvNet are rules for the backward pass through ReLUs (Springenberg et al.
+# 2015, fig. 1; Zeiler & Fergus 2014, 2.1); Captum applies them at these modules (ReLU6 added above).
+RELU_FAMILY = {"ReLU": nn.ReLU, "ReLU6": nn.ReLU6}
+GRADIENT_RULE_METHODS = ("guided_backprop", "deconvnet")
+
+
+def unavailable_methods(layer_types: Iterable[str]) -> dict[str, str]:
+    """The methods that cannot apply to a net made of ``layer_types``
+    (module class names), each with why: without a ReLU module, guided
+    backpropagation and DeconvNet have no unit to apply their rule at, so
+    both would be the plain input gradient (and the same picture): LeNet-5
+    (tanh), GELU and SiLU nets (ConvNeXt, ViT, torchvision's EfficientNet),
+    and those applying F.relu in ``forward`` (torchvision's GoogLeNet and
+    Inception v3)."""
+    types = set(layer_types)
+    if types & RELU_FAMILY.keys():
+        return {}
+    units = sorted(types & {"Tanh", "Sigmoid", "SiLU", "GELU", "Hardswish", "ELU", "LeakyReLU", "Hardtanh"})
+    reason = ("guided backpropagation and DeconvNet are rules for the backward pass through ReLUs, applied at "
+              "ReLU modules, and this network has none" + (f" (its units are {', '.join(units)})" if units else
+                                                            " (any ReLU it has is applied as a function)")
+              + ": both would be the plain gradient of the class score. Grad-CAM and occlusion apply.")
+    return {method: reason for method in GRADIENT_RULE_METHODS}
+
+
 def prepare_for_gradients(model: nn.Module) -> nn.Module:
     """Freeze the parameters and turn in-place activations off (a backward
     hook cannot see a tensor that was overwritten in place). In place, on a
@@ -57,7 +83,7 @@ def prepare_for_gradients(model: nn.Module) -> nn.Module:
 
 class _ReluFamilyHooks:
     def _register_hooks(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.ReLU, nn.ReLU6)):
+        if isinstance(module, tuple(RELU_FAMILY.values())):
             self.backward_hooks.extend(_register_backward_hook(module, self._backward_hook, self))
 
 
@@ -127,10 +153,13 @@ def explain(model: nn.Module, x: torch.Tensor, method: str, target: int | None =
     ``logits``: the same model's forward pass on another runtime (a batch
     (N, C, H, W) -> (N, classes)), for occlusion, which needs no gradients.
     Raises LayerError for a Grad-CAM layer that is not a module of ``model``
-    or has no spatial output, and
-    ValueError for an unknown method or target."""
+    or has no spatial output, and ValueError for an unknown method or
+    target, or a method that does not apply (``unavailable_methods``)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}.")
+    refused = unavailable_methods(type(module).__name__ for module in model.modules())
+    if method in refused:
+        raise ValueError(f"{method} does not apply: {refused[method]}")
     probs = probabilities(model, x)
     if target is None:
         target = int(probs.argmax())

@@ -46,6 +46,42 @@ def conv_layer(model: nn.Module, path: str | None) -> tuple[str, nn.Conv2d]:
     return path, model.get_submodule(path)
 
 
+def _tf_same(conv: nn.Conv2d) -> bool:
+    """timm's Conv2dSame / Conv2dSameExport: TF's 'SAME' padding, computed
+    from the input's size in the forward pass (the module says padding 0)."""
+    from timm.layers.conv2d_same import Conv2dSame, Conv2dSameExport
+
+    return isinstance(conv, (Conv2dSame, Conv2dSameExport))
+
+
+def padding_kind(conv: nn.Conv2d) -> str | list[int]:
+    """What the layer's padding is declared as: "same" for TF-'SAME' convolutions (whose module says 0),
+    PyTorch's "same" / "valid", or [pH, pW] pixels on each side."""
+    if _tf_same(conv):
+        return "same"
+    return conv.padding if isinstance(conv.padding, str) else list(conv.padding)
+
+
+def applied_padding(conv: nn.Conv2d, height: int, width: int) -> list[int]:
+    """The zero pixels the layer adds on an input of ``height`` x ``width``:
+    [top, bottom, left, right]. TF 'SAME' (timm's Conv2dSame, by timm's own
+    ``pad_same_arg``): pad = max((ceil(i / s) - 1) * s + (k - 1) * d + 1 - i, 0),
+    the odd pixel at the bottom and right; PyTorch's padding="same":
+    d * (k - 1) split the same way; "valid": none; numbers: both sides each."""
+    if _tf_same(conv):
+        from timm.layers.padding import pad_same_arg
+
+        left, right, top, bottom = pad_same_arg([height, width], conv.kernel_size, conv.stride, conv.dilation)
+        return [int(top), int(bottom), int(left), int(right)]
+    if conv.padding == "valid":
+        return [0, 0, 0, 0]
+    if conv.padding == "same":
+        total_h, total_w = (d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size))
+        return [total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2]
+    pad_h, pad_w = conv.padding
+    return [pad_h, pad_h, pad_w, pad_w]
+
+
 @dataclass(frozen=True)
 class KernelStats:
     """Of all C_out x C_in/groups x kH x kW weights, not only those drawn."""
@@ -119,7 +155,7 @@ def draw_kernels(model: nn.Module, path: str | None = None, sees_rgb: bool = Tru
     image = draw_grid(_enlarge(tiles, zoom).numpy().astype(np.uint8), layout)
     return KernelPicture(
         layer=path, shape=[c_out, c_in, kh, kw], groups=conv.groups, stride=list(conv.stride),
-        padding=conv.padding if isinstance(conv.padding, str) else list(conv.padding),
+        padding=padding_kind(conv),
         dilation=list(conv.dilation), bias=conv.bias is not None, rgb=rgb, colour_scale=colour_scale,
         shown_out=shown_out, shown_in=shown_in, zoom=zoom, layout=layout, stats=kernel_stats(weight),
         png=png_bytes(image))

@@ -348,14 +348,18 @@ def _check_order(graph: onnx.GraphProto) -> None:
 
 def strip_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy without the values of large initialisers (shapes are kept):
-    what the analysis needs, a fraction of the upload's size."""
+    what the analysis needs, a fraction of the upload's size. Parsed afresh
+    from its own bytes: protobuf's upb backend keeps a message's fields in
+    one arena that clearing a field does not shrink, so the cleared copy
+    would hold the whole upload's memory for as long as it is kept
+    (bench/custom_memory.py: +100 MB resident per 100 MB upload)."""
     stripped = onnx.ModelProto()
     stripped.CopyFrom(model)
     for tensor in stripped.graph.initializer:
         if numel(tensor.dims) > REAL_VALUE_LIMIT:
             for name in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
                 tensor.ClearField(name)
-    return stripped
+    return onnx.ModelProto.FromString(stripped.SerializeToString())
 
 
 _WEIGHT_SLOTS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization"}  # their inputs 1.. are weights
@@ -376,6 +380,7 @@ def _weight_inputs(graph: onnx.GraphProto, inputs: set[str]) -> list[str]:
 class InputSpec:
     name: str
     shape: tuple[int, int, int]   # (C, H, W) without the batch
+    free: bool = False  # H or W is free in the graph: the resolution asked for fills it
 
 
 def input_spec(model: onnx.ModelProto, resolution: int | None = None) -> InputSpec:
@@ -406,4 +411,4 @@ def input_spec(model: onnx.ModelProto, resolution: int | None = None) -> InputSp
     width = resolution if values[3] is None else values[3]
     if max(height, width) > MAX_RESOLUTION:
         raise OnnxError("unsupported", f"The input is {height}x{width}; ConvZoo analyses sides up to {MAX_RESOLUTION}.")
-    return InputSpec(inputs[0].name, (values[1], height, width))
+    return InputSpec(inputs[0].name, (values[1], height, width), free)

@@ -13,7 +13,7 @@ from app.errors import ApiError, InvalidModelFile, InvalidParameter, InvalidSequ
 from app.zoo.data import card, layers_data
 from models.analysis import MAX_RESOLUTION, AnalysisError
 from models.custom import onnx_entry, onnx_id, sequential_entry, sequential_id
-from models.onnx_graph import MAX_NODES, SUPPORTED_OPS, OnnxError, parse, strip_weights
+from models.onnx_graph import MAX_NODES, SUPPORTED_OPS, OnnxError, input_spec, parse, strip_weights
 from models.sequential import LAYERS, PRESETS, SequentialError
 
 def _api_error(exc: OnnxError) -> ApiError:
@@ -37,22 +37,23 @@ def parse_resolution(text: str | None) -> int | None:
 def add_onnx(store: CustomStore, cache: AnalysisCache, data: bytes, resolution: int | None = None,
              filename: str | None = None) -> OnnxCreated:
     """Check, analyse and keep an uploaded graph (blocking: call from a worker
-    thread). The same file again is answered from the store when its input
-    size is the stored one; at another ``resolution`` it is analysed at that
-    size (and refused, as the first upload would be, where the graph needs a
-    resolution and none is given), under the same id. ``filename`` names the
-    entry where the graph has the exporter's default name. Raises
-    InvalidModelFile (400), TooLarge (413), UnsupportedModel or
-    InvalidParameter (422)."""
+    thread). The id is the file's (models/custom.onnx_id); a graph with free
+    height and width gets one id per ``resolution`` (and is refused without
+    one), so an upload never changes what another id shows: what a user
+    shared stays as it was. The same file (at the same resolution) again is
+    answered from the store. ``filename`` names the entry where the graph
+    has the exporter's default name. Raises InvalidModelFile (400), TooLarge
+    (413), UnsupportedModel or InvalidParameter (422)."""
     start = time.perf_counter()
-    model_id = onnx_id(data)
     try:
         model = strip_weights(parse(data))
+        resolution = resolution if input_spec(model, resolution).free else None  # a fixed graph ignores it
+        model_id = onnx_id(data, resolution)
         entry = onnx_entry(model_id, model, resolution, filename)
     except OnnxError as exc:
         raise _api_error(exc) from None
     stored = store.entry(model_id)
-    cached = stored is not None and stored.input_size == entry.input_size
+    cached = stored is not None
     if cached:
         entry = stored
     else:

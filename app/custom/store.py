@@ -41,14 +41,17 @@ class CustomStore:
     """``put_*`` keeps an entry, ``entry(id)`` finds it again (None when absent or evicted)."""
 
     def __init__(self, directory: Path, max_bytes: int, on_evict: Callable[[str], None] | None = None,
-                 memory_items: int = 32) -> None:
+                 memory_items: int = 32, memory_bytes: int = 32 * 1024 * 1024) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.on_evict = on_evict
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, ModelEntry] = OrderedDict()
+        # Entries in memory, least recently used first, with the bytes their graph or text holds: bounded
+        # in count and in bytes (a graph of 100,000 nodes is megabytes even without its weights).
+        self._entries: OrderedDict[str, tuple[ModelEntry, int]] = OrderedDict()
         self._memory_items = memory_items
+        self._memory_bytes = memory_bytes
         self._last_use_ns = 0
 
     def _touch(self, path: Path) -> None:
@@ -65,23 +68,31 @@ class CustomStore:
         tmp.write_bytes(data)
         tmp.replace(path)
 
-    def _remember(self, entry: ModelEntry) -> ModelEntry:
-        self._entries[entry.id] = entry
+    def _remember(self, entry: ModelEntry, size: int) -> ModelEntry:
+        """Keep ``entry`` (whose builder holds ``size`` bytes of graph or text) in memory, evicting the least
+        recently used past ``memory_items`` or ``memory_bytes`` (the newest always stays); the disk has all."""
+        self._entries[entry.id] = (entry, size)
         self._entries.move_to_end(entry.id)
-        while len(self._entries) > self._memory_items:
+        while len(self._entries) > 1 and (len(self._entries) > self._memory_items
+                                          or self.memory_bytes_held() > self._memory_bytes):
             self._entries.popitem(last=False)
         return entry
 
+    def memory_bytes_held(self) -> int:
+        """Bytes of graphs and texts the in-memory entries hold (their serialised size)."""
+        return sum(size for _, size in self._entries.values())
+
     def put_onnx(self, entry: ModelEntry, model: onnx.ModelProto, resolution: int | None,
                  filename: str | None = None) -> None:
-        """``model``: the graph stripped of its weights' values (models.onnx_graph.strip_weights). Putting
-        an id again (the same file at another resolution) replaces its resolution."""
+        """``model``: the graph stripped of its weights' values (models.onnx_graph.strip_weights);
+        ``resolution``: the one its id was made with (models.custom.onnx_id), None for a fixed graph."""
         with self._lock:
-            self._write(self.directory / f"{entry.id}.onnx", model.SerializeToString())
+            graph = model.SerializeToString()
+            self._write(self.directory / f"{entry.id}.onnx", graph)
             self._write(self.directory / f"{entry.id}.json",
                         json.dumps({"kind": "onnx", "resolution": resolution, "filename": filename}).encode())
             self._touch(self.directory / f"{entry.id}.json")
-            self._remember(entry)
+            self._remember(entry, len(graph))
             self._evict(keep=entry.id)
 
     def put_sequential(self, entry: ModelEntry, code: str) -> None:
@@ -89,7 +100,7 @@ class CustomStore:
             self._write(self.directory / f"{entry.id}.json",
                         json.dumps({"kind": "sequential", "code": code, "input": list(entry.input_size)}).encode())
             self._touch(self.directory / f"{entry.id}.json")
-            self._remember(entry)
+            self._remember(entry, len(code.encode()))
             self._evict(keep=entry.id)
 
     def entry(self, model_id: str) -> ModelEntry | None:
@@ -101,19 +112,21 @@ class CustomStore:
                 self._touch(meta_path)  # used now: last in line for eviction
                 if model_id in self._entries:
                     self._entries.move_to_end(model_id)
-                    return self._entries[model_id]
+                    return self._entries[model_id][0]
                 meta = json.loads(meta_path.read_text())
                 if meta["kind"] == "onnx":
                     data = (self.directory / f"{model_id}.onnx").read_bytes()
                     entry = onnx_entry_from_bytes(model_id, data, meta.get("resolution"), meta.get("filename"))
+                    size = len(data)
                 else:
                     entry = sequential_entry(model_id, meta["code"], tuple(meta["input"]))
+                    size = len(meta["code"].encode())
             except FileNotFoundError:
                 return None
             except (OnnxError, SequentialError, ValueError, KeyError, TypeError):
                 log.warning("Ignoring unreadable stored model %s", model_id)
                 return None
-            return self._remember(entry)
+            return self._remember(entry, size)
 
     def stored_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.directory.iterdir() if p.suffix in (".json", ".onnx"))

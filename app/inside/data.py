@@ -11,6 +11,7 @@ import time
 from functools import cache
 from urllib.parse import quote
 
+import numpy as np
 import torch
 
 from app.analysis_cache import AnalysisCache
@@ -22,9 +23,10 @@ from app.inside.worker import EagerModel, InsideWorker
 from app.zoo.data import analysis_for
 from models.build import build_on_meta
 from models.catalog import ModelEntry
-from models.explain import METHODS, explain, grey_baseline
+from models.digits import DigitPreprocessing, lenet_input
+from models.explain import METHODS, explain, grey_baseline, unavailable_methods
 from models.feature_maps import draw_feature_maps
-from models.kernels import LayerError, conv_paths, draw_kernels
+from models.kernels import LayerError, applied_padding, conv_paths, draw_kernels
 from models.preprocess import Preprocessing, preprocessing_for
 from models.tiles import GridLayout
 from models.weights import WeightsError, weights_status
@@ -64,7 +66,17 @@ def _conv_paths(entry: ModelEntry) -> tuple[str, ...]:
     return tuple(conv_paths(build_on_meta(entry)))
 
 
-def filters_job(worker: InsideWorker, entry: ModelEntry, layer: str | None) -> tuple[FiltersResponse, bytes]:
+def _applied_padding(cache: AnalysisCache, entry: ModelEntry, model, path: str) -> list[int] | None:
+    """[top, bottom, left, right] the convolution adds at the model's input
+    size (its input's H x W from the analysis); None where it never runs."""
+    row = next((row for row in analysis_for(cache, entry).layers if row.path == path), None)
+    if row is None or not row.input_shape or len(row.input_shape) != 4:
+        return None
+    return applied_padding(model.get_submodule(path), *row.input_shape[2:])
+
+
+def filters_job(worker: InsideWorker, cache: AnalysisCache, entry: ModelEntry,
+                layer: str | None) -> tuple[FiltersResponse, bytes]:
     """The kernels of ``layer`` (default: the first convolution) and their PNG grid."""
     model = _eager(worker, entry).module
     try:
@@ -74,7 +86,8 @@ def filters_job(worker: InsideWorker, entry: ModelEntry, layer: str | None) -> t
     stats = picture.stats
     response = FiltersResponse(
         model=entry.id, layer=picture.layer, shape=picture.shape, groups=picture.groups, stride=picture.stride,
-        padding=picture.padding, dilation=picture.dilation, bias=picture.bias, rgb=picture.rgb,
+        padding=picture.padding, padding_applied=_applied_padding(cache, entry, model, picture.layer),
+        dilation=picture.dilation, bias=picture.bias, rgb=picture.rgb,
         colour_scale=picture.colour_scale, shown_out=picture.shown_out, shown_in=picture.shown_in,
         zoom=picture.zoom, grid=_grid(picture.layout),
         statistics=KernelStatistics(count=stats.count, mean=stats.mean, std=stats.std, min=stats.min, max=stats.max,
@@ -153,28 +166,53 @@ def _png_data_url(image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _occluder(preprocessing: Preprocessing | DigitPreprocessing) -> torch.Tensor:
+    """Occlusion's square (1, C, 1, 1) in input units: mid-grey for a photo
+    net; for the digit net, blank paper (the input of an empty digit), so a
+    square erases the ink it covers."""
+    if isinstance(preprocessing, DigitPreprocessing):
+        return lenet_input(np.zeros((1, 8, 8), np.float32))[:, :, :1, :1]
+    return grey_baseline(preprocessing.mean, preprocessing.std)
+
+
+def _input_region(preprocessing: Preprocessing | DigitPreprocessing, image) -> tuple[float, float, float, float]:
+    """(x, y, width, height) of the model's input in the upright image's
+    pixels: the centre crop, or for the digit net the square its redrawn
+    input spans around the ink (models/digits.py input_region)."""
+    if isinstance(preprocessing, DigitPreprocessing):
+        try:
+            return preprocessing.input_region(image)
+        except ValueError as exc:
+            raise InvalidImage(str(exc)) from None
+    return preprocessing.crop_box(*image.size)
+
+
+def _unavailable_methods(cache: AnalysisCache, entry: ModelEntry) -> dict[str, str]:
+    return unavailable_methods(row.type for row in analysis_for(cache, entry).layers)
+
+
 def explain_job(worker: InsideWorker, cache: AnalysisCache, entry: ModelEntry, data: bytes, method: str,
                 target: int | None, layer: str | None, max_pixels: int, with_crop: bool = False) -> ExplainResponse:
     """``method``'s heatmap for class ``target`` (default: the top-1) over the
-    input crop; ``with_crop``: the crop itself too, as a PNG (for a browser
-    that cannot decode the upload, e.g. Chromium and TIFF)."""
+    input crop (the digit net: over the square its redrawn input spans);
+    ``with_crop``: the model's input too, as a PNG (for a browser that cannot
+    decode the upload, e.g. Chromium and TIFF)."""
     started = time.perf_counter()
+    refused = _unavailable_methods(cache, entry)
+    if method in refused:
+        raise InvalidParameter(f"{method} does not apply to {entry.name}: {refused[method]}")
     preprocessing = preprocessing_for(entry)
-    if not isinstance(preprocessing, Preprocessing):
-        raise InvalidParameter(f"{entry.name} redraws its input from the image (not a crop of it), so a heatmap "
-                               "over its input has no place in your picture; explanations are for the ImageNet models.")
     image, x = _input(entry, data, max_pixels, worker.device)
     loaded = _eager(worker, entry)
     cam_layers, default_layer = _cam_layers(cache, entry)
     logits = _predictor(worker, entry).logits if method == "occlusion" else None
     try:
         result = explain(loaded.module, x, method, target, layer or default_layer,
-                         grey=grey_baseline(preprocessing.mean, preprocessing.std), cam_layers=cam_layers,
-                         logits=logits)
+                         grey=_occluder(preprocessing), cam_layers=cam_layers, logits=logits)
     except (LayerError, ValueError) as exc:
         raise InvalidParameter(str(exc)) from None
     height, width = result.heatmap.shape
-    x0, y0, crop_w, crop_h = preprocessing.crop_box(*image.size)
+    x0, y0, crop_w, crop_h = _input_region(preprocessing, image)
     return ExplainResponse(
         model=entry.id, method=method,
         target=Target(index=result.target, label=loaded.categories[result.target], probability=result.probability),
@@ -183,6 +221,13 @@ def explain_job(worker: InsideWorker, cache: AnalysisCache, entry: ModelEntry, d
         crop=Crop(x=x0, y=y0, width=crop_w, height=crop_h), layer=result.layer, image=list(image.size),
         crop_png=_png_data_url(preprocessing.input_picture(image)) if with_crop else None,
         timing_ms=(time.perf_counter() - started) * 1000)
+
+
+def _preprocessing(entry: ModelEntry):
+    try:
+        return preprocessing_for(entry)
+    except ValueError:  # no weights, hence no preprocessing
+        return None
 
 
 def inside_page_data(cache: AnalysisCache, entry: ModelEntry) -> InsidePage:
@@ -195,8 +240,10 @@ def inside_page_data(cache: AnalysisCache, entry: ModelEntry) -> InsidePage:
             choices[row.path] = LayerChoice(path=row.path, type=row.type, output_shape=row.output_shape[1:],
                                             receptive_field=row.receptive_field)
     cam_layers, default_layer = _cam_layers(cache, entry)
+    refused = _unavailable_methods(cache, entry) if status.available else {}
     return InsidePage(
         model=entry.id, name=entry.name, weights=status.status, available=status.available, reason=status.reason,
         input_size=list(entry.input_size), conv_layers=list(_conv_paths(entry)), map_layers=list(choices.values()),
         cam_layers=cam_layers, default_cam_layer=default_layer,
-        methods=list(METHODS) if status.available and isinstance(preprocessing_for(entry), Preprocessing) else [])
+        methods=[method for method in METHODS if method not in refused] if status.available else [],
+        unavailable_methods=refused, input_redrawn=isinstance(_preprocessing(entry), DigitPreprocessing))

@@ -45,7 +45,8 @@ _EXPLAIN_FORM = _form([], {
 async def _filters(request: Request, model_id: str, layer: str | None):
     entry = lookup_entry(model_id)
     require_weights(entry)
-    return await request.app.state.inside.run(filters_job, request.app.state.inside, entry, layer)
+    return await request.app.state.inside.run(filters_job, request.app.state.inside, request.app.state.analysis_cache,
+                                              entry, layer)
 
 
 @router.get("/api/models/{model_id}/filters", response_model=FiltersResponse)

@@ -37,7 +37,12 @@ class FiltersResponse(BaseModel):
     shape: list[int] = Field(description="[C_out, C_in/groups, kH, kW]")
     groups: int
     stride: list[int]
-    padding: str | list[int]
+    padding: str | list[int] = Field(
+        description="as declared: [pH, pW] pixels on each side, or \"same\" (TF's 'SAME': timm's Conv2dSame, "
+                    "whose module says 0 but pads in its forward pass) / \"valid\"")
+    padding_applied: list[int] | None = Field(
+        None, description="[top, bottom, left, right] zero pixels the layer adds at the model's input size "
+                          "(TF 'SAME' may add the odd one at the bottom and right); null where it never runs")
     dilation: list[int]
     bias: bool
     rgb: bool = Field(description="each filter drawn as one colour tile (the layer sees the RGB image)")
@@ -126,4 +131,9 @@ class InsidePage(BaseModel):
     map_layers: list[LayerChoice] = Field(description="layers whose output is a map of channels (feature maps)")
     cam_layers: list[str] = Field(description="leaf layers with a spatial map of more than one cell (Grad-CAM)")
     default_cam_layer: str | None
-    methods: list[str] = Field(description="explanation methods; none where the input is not a crop of the image")
+    input_redrawn: bool = Field(
+        False, description="the input is redrawn from the image (LeNet-5's digit), not a crop of it: heatmaps "
+                           "are best drawn over the input itself (crop_png=true)")
+    methods: list[str] = Field(description="explanation methods that apply to this model; none without weights")
+    unavailable_methods: dict[str, str] = Field(
+        default_factory=dict, description="methods that cannot apply to this model, each with why")

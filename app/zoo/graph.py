@@ -28,6 +28,15 @@ MAX_LAYOUT_NODES = 1500
 MAX_LAYOUT_EDGES = 1000
 MAX_LAYOUT_EDGES_PER_NODE = 1.6
 LAYOUT_TIMEOUT_S = 30
+# Past this many edges dot's last phase (network simplex placing every node
+# and every long edge's virtual nodes across) runs without end on dense nets:
+# unfolded DenseNet-121 (425 nodes, 959 edges, each dense layer feeding all
+# later ones in its block) was still placing after 300 s. Capped to one pass
+# per node (nslimit=1) and crossing reduction to 0.3 of its default passes
+# (mclimit), it takes 2-5 s (bench/graph_layout.py); the picture is a little
+# less tidy, the ranks and the order the same.
+BIG_GRAPH_EDGES = 500
+BIG_GRAPH_ATTRIBUTES = "nslimit=1, mclimit=0.3"
 
 
 def graph_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None, depth: int | None = None,
@@ -127,6 +136,7 @@ def dot_source(graph: GraphResponse) -> str:
         # (inception's branches 1 to 4, a residual's main path before its shortcut).
         'graph [rankdir=TB, newrank=true, ordering=in, nodesep=0.2, ranksep=0.3, fontname="Helvetica", fontsize=10, labeljust=l, '
         'style="rounded,dashed", color="#8899aa", bgcolor="transparent"];',
+        *([f"graph [{BIG_GRAPH_ATTRIBUTES}];"] if len(graph.edges) > BIG_GRAPH_EDGES else []),
         'node [fontname="Helvetica", fontsize=10, color="#667788", margin="0.08,0.03", height=0.3];',
         'edge [color="#667788", arrowsize=0.6];',
         *children.get(None, []), *top, *edges, "}",
@@ -149,8 +159,9 @@ def graph_svg(graph: GraphResponse) -> str:
         result = subprocess.run([dot, "-Tsvg"], input=dot_source(graph), capture_output=True, text=True,
                                 timeout=LAYOUT_TIMEOUT_S, check=True)
     except subprocess.TimeoutExpired:
-        raise LayoutUnavailable(f"Graphviz took over {LAYOUT_TIMEOUT_S} s to lay this folding out; "
-                                "fold more blocks (a smaller depth).") from None
+        raise LayoutUnavailable(f"Graphviz took over {LAYOUT_TIMEOUT_S} s to lay this folding out "
+                                f"({len(graph.nodes)} nodes, {len(graph.edges)} edges) and was stopped; fold more "
+                                "blocks (a smaller depth), or use the graph's JSON.") from None
     except subprocess.CalledProcessError as exc:
         raise LayoutUnavailable(f"Graphviz failed: {exc.stderr.strip()[:300]}") from None
     return result.stdout

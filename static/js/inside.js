@@ -25,6 +25,13 @@
   const fmt = (v) => Number(v).toPrecision(3);
 
   // -- filters -----------------------------------------------------------
+  function padding(body) {  // what the layer adds at the model's input size, the odd TF 'SAME' pixel too
+    const declared = typeof body.padding === "string" ? " (" + body.padding + ")" : "";
+    if (!body.padding_applied) return "padding " + JSON.stringify(body.padding);
+    const [t, b, l, r] = body.padding_applied;
+    return "padding top " + t + ", bottom " + b + ", left " + l + ", right " + r + " px" + declared;
+  }
+
   async function showFilters() {
     const layer = $("filter-layer").value;
     say("filter-caption", "Loading the kernels of " + layer + "…");
@@ -35,7 +42,8 @@
       $("filter-grid").dataset.layer = body.layer;
       say("filter-caption", body.layer + ": " + body.shape.join("×") + " (C_out×C_in/groups×kH×kW), " +
         s.count.toLocaleString() + " weights; mean " + fmt(s.mean) + ", std " + fmt(s.std) + ", min " +
-        fmt(s.min) + ", max " + fmt(s.max) + (body.rgb ? "; each filter drawn in colour" :
+        fmt(s.min) + ", max " + fmt(s.max) + "; stride " + body.stride.join("×") + ", " + padding(body) +
+        (body.rgb ? "; each filter drawn in colour" :
           "; drawn " + body.shown_out + " × " + body.shown_in + " kernels"));
     } catch (err) {
       say("filter-caption", err.message, true);
@@ -207,7 +215,8 @@
   async function explain() {
     const method = $("explain-method").value;
     const mine = generation;
-    const source = bitmap;
+    // a redrawn input (LeNet-5's digit) is no crop of the upload: draw over what the net saw
+    const source = data.input_redrawn ? null : bitmap;
     say("explain-caption", "Computing " + $("explain-method").selectedOptions[0].textContent + " on " +
       imageName + "…");
     $("explain-run").disabled = true;

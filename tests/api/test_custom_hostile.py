@@ -170,13 +170,14 @@ def test_free_input_size_needs_a_resolution(small_client):
     _error(_upload(small_client, data), 422, "invalid_parameter")
     card = small_client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "64"})
     assert card.status_code == 201 and card.json()["input_size"] == [3, 64, 64]
-    # The same file again answers at its own resolution, under the same id; without one it is refused again.
+    # The same file at another resolution is another id; without one it is refused again.
     again = small_client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "224"})
-    assert again.status_code == 201 and again.json()["id"] == card.json()["id"]
+    assert again.status_code == 201 and again.json()["id"] != card.json()["id"]
     assert again.json()["input_size"] == [3, 224, 224] and again.json()["cached"] is False
     assert "give a resolution" in _error(_upload(small_client, data), 422, "invalid_parameter")
     same = small_client.post("/api/custom/onnx", files={"file": ("free.onnx", data)}, data={"resolution": "224"})
     assert same.json()["input_size"] == [3, 224, 224] and same.json()["cached"] is True
+    assert same.json()["id"] == again.json()["id"]
 
 
 def test_server_keeps_serving_and_keeps_uploads_under_their_hash_only(small_client, tiny_onnx):

@@ -90,6 +90,28 @@ def test_errors(client, url, status, code):
     assert body["error"]["code"] == code and body["error"]["message"]
 
 
+def test_densenet121_fully_unfolded_is_laid_out_within_the_time_limit(client):
+    """Every dense layer feeds all later ones of its block: 425 nodes, 959 edges, which dot's default
+    settings were still placing after 300 s (past the 30 s limit: 503). Big graphs get capped passes."""
+    graph = client.get("/api/models/densenet121/graph").json()
+    assert (len(graph["nodes"]), len(graph["edges"])) == (425, 959)
+    response = client.get("/api/models/densenet121/graph.svg")
+    assert response.status_code == 200, response.text
+    assert sorted(map(int, re.findall(r'<g id="gn_(\d+)" class="node', response.text))) == list(range(425))
+    assert len(re.findall(r'<g id="ge_\d+" class="edge', response.text)) == 959
+
+
+def test_a_layout_past_the_time_limit_says_what_to_do(client, monkeypatch):
+    from app.zoo import graph as graph_module
+
+    monkeypatch.setattr(graph_module, "LAYOUT_TIMEOUT_S", 0.05)  # as a slow machine would see a big graph
+    response = client.get("/api/models/densenet121/graph.svg")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "layout_unavailable"
+    message = response.json()["error"]["message"]
+    assert "425 nodes, 959 edges" in message and "fold more blocks" in message
+    assert client.get("/api/models/densenet121/graph").status_code == 200  # the JSON still answers
+
+
 @pytest.mark.parametrize("model_id", ["densenet201", "nasnetalarge", "vit_h_14"])
 def test_big_nets_open_folded(client, model_id):
     """The page opens at ``suggested_depth``: a readable number of nodes, laid out."""

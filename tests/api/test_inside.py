@@ -101,6 +101,24 @@ def test_any_convolution_draws_its_kernels_as_a_grid(client, lite0_weights):
     assert png_size(png.content) == (head["grid"]["width"], head["grid"]["height"])
 
 
+@pytest.mark.parametrize("layer, side, kernel, stride, declared, applied", [
+    ("conv_stem", 224, 3, 2, "same", [0, 1, 0, 1]),  # TF 'SAME': (112 - 1) * 2 + 3 - 224 = 1, at the bottom/right
+    ("blocks.2.0.conv_dw", 56, 5, 2, "same", [1, 2, 1, 2]),  # (28 - 1) * 2 + 5 - 56 = 3: 1 before, 2 after
+    ("blocks.0.0.conv_dw", 112, 3, 1, [1, 1], [1, 1, 1, 1]),  # stride 1, odd kernel: static and symmetric
+    ("conv_head", 7, 1, 1, [0, 0], [0, 0, 0, 0]),
+])
+def test_filters_report_the_padding_the_layer_applies(client, lite0_layers, layer, side, kernel, stride, declared,
+                                                      applied):
+    """EfficientNet-Lite0's TF port pads its strided convolutions as TF's 'SAME' does (timm's Conv2dSame, whose
+    module says padding 0): pad = max((ceil(i / s) - 1) * s + (k - 1) + 1 - i, 0), the odd pixel after."""
+    body = client.get(f"/api/models/{LITE0}/filters", params={"layer": layer}).json()
+    assert lite0_layers[layer]["input_shape"][2:] == [side, side]
+    assert body["shape"][2:] == [kernel, kernel] and body["stride"] == [stride, stride]
+    assert body["padding"] == declared and body["padding_applied"] == applied
+    top, bottom, left, right = applied  # the output size follows from the padding applied
+    assert lite0_layers[layer]["output_shape"][2] == (side + top + bottom - kernel) // stride + 1
+
+
 @pytest.mark.parametrize("layer", ["bn1", "blocks.9", "nonsense", "conv_stem.weight"])
 def test_filters_of_a_layer_that_is_no_convolution_are_refused(client, layer):
     assert_error(client.get(f"/api/models/{LITE0}/filters", params={"layer": layer}), 422, "invalid_parameter")

@@ -17,6 +17,7 @@ def test_filters_feature_maps_and_gradcam(page, live_server, photos):
     p.wait_for_url("**/models/efficientnet_lite0/inside")
 
     p.locator("#filter-caption", has_text="32×3×3×3").wait_for()
+    assert "stride 2×2, padding top 0, bottom 1, left 0, right 1 px (same)" in p.locator("#filter-caption").inner_text()
     assert p.eval_on_selector("#filter-grid", "img => img.complete && img.naturalWidth") == 6 * 24 + 5 * 2
     p.select_option("#filter-layer", "blocks.1.0.conv_dw")
     p.locator("#filter-caption", has_text="96×1×3×3").wait_for()
@@ -108,4 +109,27 @@ def test_a_result_that_arrives_after_the_input_changed_is_dropped(page, live_ser
     p.locator("#image-status", has_text="451×300").wait_for()
     p.wait_for_timeout(6000)  # the coffee's occlusion has come back by now, and was dropped
     assert p.locator("#explain-canvas").is_hidden() and p.locator("#explain-caption").inner_text() == ""
+    page.assert_clean()
+
+
+def test_lenet5_explains_a_digit_and_says_why_the_relu_rules_are_not_offered(page, live_server, tmp_path):
+    from models.digits import bitmap_image, load_digit_data
+
+    images, labels = load_digit_data()
+    seven = Image.eval(bitmap_image(images[int((labels == 7).nonzero()[0][-1])]).resize((128, 128)), lambda v: 255 - v)
+    seven.save(tmp_path / "seven.png")
+    p = page.page
+    p.goto(f"{live_server}/models/lenet5/inside")
+    assert p.locator("#explain-method option").all_inner_texts() == ["Grad-CAM", "Occlusion"]
+    why = p.locator("#unavailable-methods").inner_text()
+    assert "guided_backprop, deconvnet" in why and "ReLU" in why and "Tanh" in why
+    p.set_input_files("#inside-file", str(tmp_path / "seven.png"))
+    p.locator("#image-status", has_text="128×128").wait_for()
+    for method in ("gradcam", "occlusion"):
+        p.select_option("#explain-method", method)
+        p.click("#explain-run")
+        p.locator(f"#explain-canvas[data-method={method}]").wait_for()
+        assert "“7”" in p.locator("#explain-caption").inner_text()
+        assert p.get_attribute("#explain-canvas", "data-under") == "server-crop"  # over the input the net saw
+    page.screenshot("inside-lenet5-occlusion")
     page.assert_clean()
