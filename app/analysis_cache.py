@@ -70,31 +70,33 @@ class AnalysisCache:
                     return self._memory[key]
             analysis = self._load(entry, resolution) or self._compute(entry, resolution)
             with self._lock:
-                self._remember_totals(key, analysis.totals)
+                self._remember_totals(key, analysis)
                 self._memory[key] = analysis
                 while len(self._memory) > self._memory_items:
                     self._memory.popitem(last=False)
                 self._key_locks.pop(key, None)
         return analysis
 
-    def _remember_totals(self, key: tuple[str, int, int], totals: Totals) -> None:
+    def _remember_totals(self, key: tuple[str, int, int], analysis: Analysis) -> None:
         if key not in self._totals:
-            self._totals[key] = totals
+            self._totals[key] = analysis.totals
             self.generation += 1
 
     def peek_totals(self, entry: ModelEntry, resolution: int | None = None) -> Totals | None:
         """The totals if this model was analysed (by this process, or on disk by
         any worker or pool process); never analyses, so a card or a page never
         waits for a trace. Kept for every model once seen (a few hundred bytes
-        each, unlike whole analyses): the head of each file is read at most once per process."""
+        each, unlike whole analyses): each file is read at most once per process."""
         _, _, height, width = input_shape_for(entry, resolution)
         key = (entry.id, height, width)
         totals = self._totals.get(key)
         if totals is None:
-            totals = _totals_from_file(self.path_for(entry, resolution))
+            totals = _read_totals(self.path_for(entry, resolution))
             if totals is not None:
                 with self._lock:
-                    self._remember_totals(key, totals)
+                    if key not in self._totals:
+                        self._totals[key] = totals
+                        self.generation += 1
         return totals
 
     def forget(self, model_id: str) -> None:
@@ -120,7 +122,7 @@ class AnalysisCache:
     def _compute(self, entry: ModelEntry, resolution: int | None) -> Analysis:
         self.traces += 1
         path = self.path_for(entry, resolution)
-        if self.pool is not None and _registered(entry):
+        if self.pool is not None and registered(entry):
             try:
                 return Analysis.from_dict(self.pool.analyse(entry.id, resolution, path))
             except UnknownModelError:  # registered at run time in this process only: a fresh one lacks it
@@ -131,27 +133,31 @@ class AnalysisCache:
         return analysis
 
 
-def _totals_from_file(path: Path) -> Totals | None:
-    """The totals of a cache file without parsing its layers and graph (up to
-    a few MB for the largest timm nets; the catalog reads every file once
-    while the warm-up writes them): ``Analysis.to_dict`` writes them second,
-    after the input shape, so they are in its first bytes. None if there is
-    no readable file."""
+# A cache file opens with its input shape and totals (Analysis.to_dict's field order): the
+# catalog's cards read those bytes only, not a whole file (up to a few MB of rows per net:
+# reading all 1,456 whole took ~8 s of a web worker's GIL, the first time it listed the catalog).
+_HEAD_BYTES = 4096
+
+
+def _read_totals(path: Path) -> Totals | None:
+    """The totals of the analysis in ``path``, or None (no file, or unreadable)."""
     try:
-        with path.open("rb") as file:
-            head = file.read(4096).decode("utf-8", errors="ignore")
+        with path.open("rb") as f:
+            head = f.read(_HEAD_BYTES).decode("utf-8", "replace")
         start = head.index('"totals":') + len('"totals":')
-        return Totals(**json.JSONDecoder().raw_decode(head, start)[0])
+        totals, _ = json.JSONDecoder().raw_decode(head, start)
+        return Totals(**totals)
     except FileNotFoundError:
         return None
-    except (ValueError, TypeError):  # not where expected: read the whole file
+    except (ValueError, TypeError, OSError):  # another layout, or a damaged file: read it whole
         try:
             return Analysis.from_dict(json.loads(path.read_text())).totals
         except (OSError, ValueError, KeyError, TypeError):
+            log.warning("Ignoring unreadable cache file %s", path)
             return None
 
 
-def _registered(entry: ModelEntry) -> bool:
+def registered(entry: ModelEntry) -> bool:
     """In the catalog, so a pool process can rebuild it from its id; a user's
     network (app/custom) lives in this process's store only."""
     return any(catalog_entry.id == entry.id for catalog_entry in list_models())

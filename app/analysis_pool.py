@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -85,16 +86,22 @@ class AnalysisPool:
         self._lock = threading.Lock()
 
     def submit(self, model_id: str, resolution: int | None, path: Path, return_data: bool = True) -> Future:
+        return self.call(analyse_to_file, model_id, resolution, str(path), return_data)
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Future:
+        """Run ``function(*args)`` in a pool process: other CPU-bound work on
+        models (a model's input rule, its re-parameterised form). ``function``
+        must be module-level, so a spawned process can import it."""
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
                                                      initializer=_init_process)
             executor = self._executor
         try:
-            return executor.submit(analyse_to_file, model_id, resolution, str(path), return_data)
+            return executor.submit(function, *args)
         except BrokenProcessPool:
             self._discard(executor)
-            return self.submit(model_id, resolution, path, return_data)
+            return self.call(function, *args)
 
     def analyse(self, model_id: str, resolution: int | None, path: Path) -> dict[str, Any]:
         """Analyse in the pool and wait; once more in a fresh pool if a worker died meanwhile."""

@@ -92,9 +92,16 @@ class Server:
         env = {**os.environ, "CONVZOO_CACHE_DIR": tempfile.mkdtemp(prefix="convzoo-load-"), "CONVZOO_DEVICE": "cpu",
                "PYTHONPATH": str(ROOT), **env_overrides}
         self.cache_dir = env["CONVZOO_CACHE_DIR"]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.log = Path(self.cache_dir) / "server.log"  # read back when a request fails
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--workers", str(workers)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def tracebacks(self, limit: int = 3) -> list[str]:
+        """The server's last few tracebacks (what a 500 was)."""
+        text = self.log.read_text(errors="replace")
+        return [block[:3000] for block in text.split("Traceback (most recent call last):")[1:]][-limit:]
 
     def wait_ready(self, timeout_s: float = 600) -> None:
         deadline = time.monotonic() + timeout_s
@@ -123,6 +130,7 @@ def run_round(base: str, pid: int, clients: int, seconds: float, max_requests: i
     analysed: set[tuple[str, int]] = set()  # (model, resolution) asked for once: the next asks are not cold
     stop_at = time.monotonic() + seconds
     rss = {"start": rss_bytes(pid), "peak": rss_bytes(pid)}
+    load_start = os.getloadavg()[0]  # the machine is shared: every figure is read against this
 
     def pick(rng: random.Random) -> tuple[str, str, dict]:
         model_id = rng.choice(model_ids)
@@ -199,7 +207,8 @@ def run_round(base: str, pid: int, clients: int, seconds: float, max_requests: i
             "busy_503": codes.get(503, 0), "errors": errors,
         }
     return {"seconds": duration, "requests": sum(len(v) for v in latencies.values()), "endpoints": endpoints,
-            "rss_bytes": rss, "transport_failures": failures[:20]}
+            "rss_bytes": rss, "transport_failures": failures[:20],
+            "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]}}
 
 
 def main() -> None:
@@ -241,6 +250,8 @@ def main() -> None:
                                 "cpus": os.cpu_count(), "rounds": rounds}, indent=1))
     print(f"\nwrote {path}")
     if any(e["errors"] for r in rounds for e in r["endpoints"].values()):
+        for traceback in server.tracebacks():
+            print("\nserver traceback:\n" + traceback)
         sys.exit(1)
 
 

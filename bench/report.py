@@ -84,10 +84,11 @@ def load(name: str = "load.json") -> str:
 
 # Runs of bench/load.py side by side: (file, what the server was).
 SCALE_RUNS = [
-    ("load-before-pool.json", "1 worker, analyses in-process (before the pool)"),
-    ("load.json", "1 worker, 2 analysis processes"),
-    ("load-1-worker-1-process.json", "1 worker, 1 analysis process"),
-    ("load-2-workers.json", "2 workers, 2 analysis processes each"),
+    ("load-before-queueing-fixes.json", "before: 1 worker"),
+    ("load-1-worker-first-fixes.json", "first fixes: 1 worker"),
+    ("load-2-workers-first-fixes.json", "first fixes: 2 workers"),
+    ("load.json", "then: 1 worker"),
+    ("load-2-workers.json", "then: 2 workers"),
 ]
 
 
@@ -95,15 +96,23 @@ def load_scale() -> str:
     runs = [(json.loads((RESULTS / name).read_text()), label) for name, label in SCALE_RUNS
             if (RESULTS / name).exists()]
     endpoints = sorted({e for data, _ in runs for e in data["rounds"][0]["endpoints"]})
-    header = ["endpoint"] + [f"{label}: p50 / p95 ms" for _, label in runs]
-    rows = [[e] + [(lambda x: f"{x['p50_ms']:.0f} / {x['p95_ms']:.0f}" if x else "-")(
-        data["rounds"][0]["endpoints"].get(e)) for data, _ in runs] for e in endpoints]
-    rows.append(["requests in the round"] + [str(data["rounds"][0]["requests"]) for data, _ in runs])
-    rows.append(["errors (no answer or 5xx but 503)"] + [
-        str(sum(x["errors"] for x in data["rounds"][0]["endpoints"].values())) for data, _ in runs])
+    header = ["endpoint"] + [f"{label}: p50 / p95 / p99 ms" for _, label in runs]
+
+    def cell(found: dict | None) -> str:
+        return f"{found['p50_ms']:.0f} / {found['p95_ms']:.0f} / {found['p99_ms']:.0f}" if found else "-"
+
+    rows = [[e] + [cell(data["rounds"][0]["endpoints"].get(e)) for data, _ in runs] for e in endpoints]
+    rounds = [data["rounds"][0] for data, _ in runs]
+    rows.append(["requests in the round"] + [f"{r['requests']} in {r['seconds']:.0f} s" for r in rounds])
+    rows.append(["errors (no answer, or a 5xx but 503)"] + [
+        str(sum(x["errors"] for x in r["endpoints"].values())) for r in rounds])
+    rows.append(["503 busy (intended refusals)"] + [
+        str(sum(x["busy_503"] for x in r["endpoints"].values())) for r in rounds])
     rows.append(["server RSS start / peak / end MB"] + [
-        " / ".join(f"{data['rounds'][0]['rss_bytes'][k] / 1e6:.0f}" for k in ("start", "peak", "end"))
-        for data, _ in runs])
+        " / ".join(f"{r['rss_bytes'][k] / 1e6:.0f}" for k in ("start", "peak", "end")) for r in rounds])
+    rows.append(["load average (1 min) at start / end"] + [
+        " / ".join(f"{r['load_average_1min'][k]:.1f}" for k in ("start", "end")) if "load_average_1min" in r else "-"
+        for r in rounds])
     return table(header, rows)
 
 
@@ -198,6 +207,6 @@ def graph() -> str:
 if __name__ == "__main__":
     for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict),
                           ("bench/speed_runtimes.py", speed_runtimes), ("bench/lenet.py", lenet),
-                          ("bench/load.py", load), ("bench/load.py: workers and analysis processes", load_scale),
+                          ("bench/load.py", load), ("bench/load.py --workers 1 / 2", load_scale),
                           ("bench/warmup.py", warmup), ("bench/graph.py", graph), ("bench/inside.py", inside)):
         print(f"### {title}\n\n{render()}\n")

@@ -13,7 +13,7 @@ from app.config import Settings
 from app.errors import InvalidImage, InvalidParameter, NotFound, WeightsUnavailable
 from app.predict.schemas import (Example, PredictionItem, PredictModel, PredictPage, PredictResponse,
                                  PreprocessingInfo, Timing, WorkerStatus)
-from app.images import decode_image
+from app.images import decode_image, degenerate_notes
 from app.predict.worker import InferenceWorker
 from app.names import natural_key
 from models.catalog import ModelEntry
@@ -70,10 +70,13 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
     if not status.available:
         raise WeightsUnavailable(f"{entry.name} cannot predict here: {status.reason}")
     preprocessing = preprocessing_for(entry)
+    notes: list[str] = []
 
     def prepare():
         try:
-            return preprocessing(decode_image(data, settings.max_image_pixels, preprocessing.resize))
+            image = decode_image(data, settings.max_image_pixels, preprocessing.resize)
+            notes.extend(degenerate_notes(image))
+            return preprocessing(image)
         except NoDigitError as exc:
             raise InvalidImage(f"{exc} {entry.name} reads one handwritten digit, dark on light or light on "
                                f"dark.") from None
@@ -90,6 +93,7 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
         timing_ms=Timing(preprocess=preprocess_ms, inference=result.inference_ms,
                          total=(time.perf_counter() - started) * 1000),
         batch_size=result.batch_size, input_size=list(preprocessing.input_shape), runtime=result.runtime,
+        notes=notes,
     )
 
 

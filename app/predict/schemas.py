@@ -30,6 +30,9 @@ class PredictResponse(BaseModel):
     batch_size: int = Field(description="How many images shared this forward pass")
     input_size: list[int] = Field(description="[C, H, W] the model was fed")
     runtime: Literal["onnxruntime", "torch"] = Field(description="What ran the forward pass")
+    notes: list[str] = Field(default_factory=list, description=(
+        "Why the predictions say little about this image, when they do: one flat colour (blank), "
+        "or a side under 8 pixels stretched to the model's input. Empty for an ordinary picture."))
 
 
 class PreprocessingInfo(BaseModel):

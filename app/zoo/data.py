@@ -3,12 +3,19 @@ pages and their /api twins."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
-from functools import lru_cache
+from pathlib import Path
 
-from app.analysis_cache import AnalysisCache
+from app.analysis_cache import AnalysisCache, registered
+from app.analysis_pool import AnalysisPool
+from app.state_store import write_atomically
 from app.errors import InvalidParameter
 from app.schemas import ModelCard, TrainedHere
 from app.zoo.schemas import (CatalogResponse, CompareItem, CompareResponse, InputRule, Layer, LayersResponse,
@@ -19,8 +26,8 @@ from models.analysis import MAX_RESOLUTION, Analysis, AnalysisError, analyse, in
 from models.build import build_on_meta
 from models.catalog import ModelEntry
 from models.digits import DATASET as DIGITS_DATASET
-from models.registry import MODEL_ID_PATTERN, list_models
-from models.resolution import resolution_rule
+from models.registry import MODEL_ID_PATTERN, get_entry, list_models
+from models.resolution import ResolutionRule, resolution_rule
 from models.timm_zoo import is_reparameterisable
 from models.weights import TRAINED_HERE, lenet5_training, weights_status
 
@@ -32,7 +39,7 @@ def analysis_for(cache: AnalysisCache, entry: ModelEntry, resolution: int | None
         return cache.get(entry, resolution)
     except AnalysisError as exc:
         if resolution is not None and 1 <= resolution <= MAX_RESOLUTION:
-            raise InvalidParameter(resolution_refusal(entry, resolution, exc.where)) from None
+            raise InvalidParameter(resolution_refusal(cache, entry, resolution, exc.where)) from None
         raise InvalidParameter(str(exc)) from None
 
 
@@ -92,59 +99,195 @@ def _totals(analysis: Analysis) -> Totals:
 
 
 def _layers(analysis: Analysis) -> list[Layer]:
-    layers = [Layer(**asdict(row)) for row in analysis.layers]
+    layers = [Layer(**vars(row)) for row in analysis.layers]
     for layer in layers:
         layer.formulas = layer_formulas(layer)
     return layers
 
 
 def model_data(cache: AnalysisCache, entry: ModelEntry, resolution: int | None = None,
-               layers: list[Layer] | None = None) -> ModelDetail:
+               layers: list[Layer] | None = None, wait_s: float | None = None) -> ModelDetail:
     """``layers``: the rows of ``layers_data`` for the same resolution, where
-    the caller has them (the model page), so they are not built twice."""
+    the caller has them (the model page), so they are not built twice;
+    ``wait_s``: how long to wait for the input rule and the inference form
+    (None: until they are there; the page waits PAGE_WAIT_S and shows them as
+    being worked out)."""
     analysis = analysis_for(cache, entry, resolution)
     totals = _totals(analysis)
     layers = layers if layers is not None else _layers(analysis)
     activations = 2 * totals.activation_bytes
+    remaining = (lambda: None) if wait_s is None else _waiting(cache, entry, resolution, wait_s)
     return ModelDetail(
         **card(cache, entry).model_dump(), totals=totals, flops=2 * totals.macs,
         training_activation_bytes_estimate=activations,
         input_shape=analysis.input_shape, stages=stages(layers, analysis.input_shape, totals),
-        inference_form=inference_form_totals(entry, resolution),
+        inference_form=inference_form_totals(cache, entry, resolution, remaining()),
         pretrained_tags=list(entry.timm.tags) if entry.timm else [],
         training_memory=training_memory(totals.param_bytes, activations),
-        input_rule=input_rule(cache, entry),
+        input_rule=input_rule(cache, entry, remaining()),
     )
 
 
-@lru_cache(maxsize=512)
-def inference_form_totals(entry: ModelEntry, resolution: int | None) -> Totals | None:
+# A model's input rule (a dozen traces, up to seconds for the largest nets) and its
+# re-parameterised form (a second build and trace) are computed in the analysis
+# pool, never in a web worker's thread where they would hold the GIL against every
+# other request; pages wait for them at most PAGE_WAIT_S (the pool goes on; a later
+# view has them), the JSON answers until they are there. They go to the pool one at
+# a time, so a burst of page views never fills its processes ahead of the cold
+# analyses that requests are waiting for (ProcessPoolExecutor serves in order).
+PAGE_WAIT_S = 0.25
+_IN_FLIGHT: dict[tuple, Future] = {}  # asked for, in the pool or waiting for it
+_WAITING: deque[tuple[AnalysisPool, Callable, tuple, Future]] = deque()
+_IN_POOL = [0]  # of these jobs, how many the pool holds now (0 or 1)
+_IN_FLIGHT_LOCK = threading.Lock()
+_INFERENCE_FORMS: dict[tuple[str, int | None, str], Totals | None] = {}
+
+
+def _in_pool(cache: AnalysisCache, key: tuple, function: Callable, *args, urgent: bool = False) -> Future:
+    """One pool call per key however many requests ask at once; one such call in the pool at a
+    time, except ``urgent`` ones (a request will wait for the answer, as for a cold analysis):
+    those go to the pool at once, taking their job out of the line if it waits there."""
+    with _IN_FLIGHT_LOCK:
+        future = _IN_FLIGHT.get(key)
+        if future is not None:
+            queued = next((job for job in _WAITING if job[3] is future), None)
+            if not (urgent and queued):
+                return future
+            _WAITING.remove(queued)
+        else:
+            future = _IN_FLIGHT[key] = Future()
+            future.add_done_callback(lambda _: _forget_in_flight(key))
+            if not urgent:
+                _WAITING.append((cache.pool, function, args, future))
+    if urgent:
+        _chain(cache.pool.call(function, *args), future)
+    _hand_next()
+    return future
+
+
+def _chain(pooled: Future, future: Future, then: Callable[[], None] | None = None) -> None:
+    """``future`` takes ``pooled``'s outcome; ``then`` runs after."""
+    def done(finished: Future) -> None:
+        if then is not None:
+            then()
+        error = finished.exception()
+        future.set_exception(error) if error is not None else future.set_result(finished.result())
+
+    pooled.add_done_callback(done)
+
+
+def _hand_next() -> None:
+    """Hand the pool the next waiting job if it holds none of these now."""
+    with _IN_FLIGHT_LOCK:
+        if _IN_POOL[0] or not _WAITING:
+            return
+        pool, function, args, future = _WAITING.popleft()
+        _IN_POOL[0] = 1
+    try:
+        pooled = pool.call(function, *args)
+    except RuntimeError as exc:  # the pool is shutting down with the app
+        _lane_free()
+        future.set_exception(exc)
+        return
+    _chain(pooled, future, then=_lane_free)
+
+
+def _lane_free() -> None:
+    with _IN_FLIGHT_LOCK:
+        _IN_POOL[0] = 0
+    threading.Thread(target=_hand_next, daemon=True).start()  # not in the pool's result thread
+
+
+def _forget_in_flight(key: tuple) -> None:
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.pop(key, None)
+
+
+def _result(future: Future, wait_s: float | None):
+    """The future's result, or ``_PENDING`` after ``wait_s`` seconds (None: wait)."""
+    try:
+        return future.result(timeout=wait_s)
+    except FutureTimeout:
+        return _PENDING
+
+
+_PENDING = object()
+
+
+def _off_thread(cache: AnalysisCache, entry: ModelEntry) -> bool:
+    """Whether ``entry``'s work can go to the pool: a pool process rebuilds catalog entries by id;
+    a user's network (app/custom) lives in this process only, and is small."""
+    return cache.pool is not None and registered(entry)
+
+
+def _waiting(cache: AnalysisCache, entry: ModelEntry, resolution: int | None, wait_s: float):
+    """Start the input rule and the inference form both, then wait ``wait_s`` for the two together:
+    the returned function gives the seconds left."""
+    model_rule(cache, entry, wait_s=0)
+    inference_form_totals(cache, entry, resolution, wait_s=0)
+    deadline = time.monotonic() + wait_s
+    return lambda: max(0.0, deadline - time.monotonic())
+
+
+def inference_form_totals(cache: AnalysisCache, entry: ModelEntry, resolution: int | None,
+                          wait_s: float | None = None) -> Totals | None:
     """Totals of a timm net re-parameterised for inference (timm's own
-    reparameterize_model), where that changes the net; None otherwise.
-    Pure given the library versions, so kept per process."""
+    reparameterize_model), where that changes the net; None otherwise, or
+    while it is still being worked out after ``wait_s`` seconds. Pure given the
+    library versions, so kept per process."""
     if entry.source != "timm":
         return None
+    key = (entry.id, resolution, cache.versions)
+    if key not in _INFERENCE_FORMS:
+        if not _off_thread(cache, entry):
+            found = inference_form_in_pool(entry.id, resolution)
+        else:
+            found = _result(_in_pool(cache, ("form", *key), inference_form_in_pool, entry.id, resolution,
+                                     urgent=wait_s is None), wait_s)
+            if found is _PENDING:
+                return None
+        _INFERENCE_FORMS[key] = None if found is None else Totals(**found)
+    return _INFERENCE_FORMS[key]
+
+
+def inference_form_in_pool(model_id: str, resolution: int | None) -> dict | None:
+    """In a pool process: the re-parameterised form's totals as a dict, or None (see inference_form_totals)."""
+    entry = get_entry(model_id)
     model = build_on_meta(entry, resolution)
     if not is_reparameterisable(model):
         return None
     fused = build_on_meta(entry, resolution, reparameterised=True)
-    return _totals(analyse(fused, input_shape_for(entry, resolution)))
+    return asdict(analyse(fused, input_shape_for(entry, resolution)).totals)
 
 
-def input_rule(cache: AnalysisCache, entry: ModelEntry) -> InputRule:
-    """The resolutions ``entry`` takes, kept beside its analyses: finding them costs a dozen traces
-    (up to ~2 s for the largest nets), once per model and library versions, not once per process."""
+def model_rule(cache: AnalysisCache, entry: ModelEntry, wait_s: float | None = None) -> ResolutionRule | None:
+    """The resolutions ``entry`` takes (models.resolution), kept beside its analyses: finding them
+    costs a dozen traces, once per model and library versions, not once per process; None while
+    it is still being worked out after ``wait_s`` seconds (None: wait)."""
     path = cache.directory / f"{entry.id}-input-rule-{cache.versions}.json"
     try:
-        return InputRule.model_validate_json(path.read_text())
-    except (OSError, ValueError):
+        return ResolutionRule(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
         pass
-    rule = resolution_rule(entry)
-    found = InputRule(smallest=rule.smallest, only=rule.only, multiple_of=rule.multiple_of, reason=rule.reason)
-    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-    tmp.write_text(found.model_dump_json())
-    tmp.replace(path)  # atomic: a reader never sees half a file
-    return found
+    if not _off_thread(cache, entry):
+        return resolution_rule_to_file(entry.id, str(path), entry)
+    found = _result(_in_pool(cache, ("rule", entry.id, cache.versions), resolution_rule_to_file, entry.id, str(path),
+                             urgent=wait_s is None), wait_s)
+    return None if found is _PENDING else found
+
+
+def resolution_rule_to_file(model_id: str, path: str, entry: ModelEntry | None = None) -> ResolutionRule:
+    """In a pool process (or this thread, for ``entry`` given): find the rule, write it atomically."""
+    rule = resolution_rule(entry or get_entry(model_id))
+    write_atomically(Path(path), json.dumps(asdict(rule)))
+    return rule
+
+
+def input_rule(cache: AnalysisCache, entry: ModelEntry, wait_s: float | None = None) -> InputRule | None:
+    rule = model_rule(cache, entry, wait_s)
+    if rule is None:
+        return None
+    return InputRule(smallest=rule.smallest, only=rule.only, multiple_of=rule.multiple_of, reason=rule.reason)
 
 
 # Per-parameter buffers each optimizer keeps (torch.optim docs): SGD none, momentum one, Adam/AdamW two moments.
@@ -162,10 +305,10 @@ def training_memory(param_bytes: int, activation_bytes: int) -> list[TrainingMem
     return rows
 
 
-def resolution_refusal(entry: ModelEntry, resolution: int, where: str | None = None) -> str:
+def resolution_refusal(cache: AnalysisCache, entry: ModelEntry, resolution: int, where: str | None = None) -> str:
     """Why ``entry`` refuses ``resolution`` and what it takes instead, in the course's words; ``where``:
     the layer where the trace stopped, the shape it got and what it needs (AnalysisError.where)."""
-    rule = resolution_rule(entry)  # memoised in-process; refusals are rare
+    rule = model_rule(cache, entry)
     prefix = f"{entry.name} cannot take input {resolution}×{resolution}:"
     if rule.accepts(resolution) and where:  # a size the measured rule did not foresee failing (MaxViT at 256)
         return f"{prefix} {where}"
@@ -198,9 +341,9 @@ def parse_model_list(text: str) -> list[str]:
 def compare_item(cache: AnalysisCache, entry: ModelEntry) -> CompareItem:
     analysis = cache.get(entry)
     totals = _totals(analysis)
-    layers = _layers(analysis)
     return CompareItem(**card(cache, entry).model_dump(), totals=totals, input_shape=analysis.input_shape,
-                       stages=stages(layers, analysis.input_shape, totals), profile=profile(layers, totals))
+                       stages=stages(analysis.layers, analysis.input_shape, totals),
+                       profile=profile(analysis.layers, totals))
 
 
 def compare_data(cache: AnalysisCache, entries: list[ModelEntry]) -> CompareResponse:

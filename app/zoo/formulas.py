@@ -151,9 +151,18 @@ def macs(layer: Layer) -> Formula | None:
     return None
 
 
+# The hyper-parameters each kind's formulas read; a row whose analysis did not record one
+# (a value the analysis keeps no record of, e.g. timm's MViTv2 pools give kernel_size as a
+# list) gets no formulas rather than a guess.
+_NEEDED = ((CONVS, ("kernel_size", "in_channels", "out_channels")), (LINEARS, ("in_features", "out_features")),
+           (POOLS, ("kernel_size",)))
+
+
 def layer_formulas(layer: Layer) -> list[Formula]:
     """The formulas that apply to a leaf row (none for containers or activations)."""
     if not layer.is_leaf:
+        return []
+    if any(layer.type in kinds and not all(k in layer.attributes for k in keys) for kinds, keys in _NEEDED):
         return []
     if layer.type in CONVS | POOLS | ADAPTIVE_POOLS:
         found = [output_size(layer), params(layer), macs(layer)]

@@ -11,8 +11,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from models.analysis import LayerRow
+
 from app.zoo.schemas import Layer, ProfilePoint, Stage, Totals
 from app.zoo.formulas import CONVS, LINEARS, POOLS
+
+# The API's rows or the analysis' own: both carry the fields read here (path, type, depth,
+# is_leaf, executed, shapes, params, macs, activation_elements); compare reads the analysis'
+# rows directly, sparing a pydantic copy of every row (most of a compare's time for big nets).
+Rows = list[Layer] | list[LayerRow]
 
 HEAD = "head"
 UNEXECUTED = "not run"
@@ -27,7 +34,7 @@ class Share:
     activation_elements: int
 
 
-def shares(layers: list[Layer]) -> list[Share]:
+def shares(layers: Rows) -> list[Share]:
     seen: set[str] = set()
     own_params = []
     for layer in layers:
@@ -52,7 +59,7 @@ def _stride(input_side: int, side: int) -> int:
     return 2 ** max(0, round(math.log2(input_side / side))) if side else 1
 
 
-def stage_keys(layers: list[Layer], input_shape: list[int]) -> list[str | None]:
+def stage_keys(layers: Rows, input_shape: list[int]) -> list[str | None]:
     """Each executed row's stage: the output stride of the main path so far,
     or 'head' once the activations are flat vectors ('not run' for modules
     idle in eval, like Inception v3's auxiliary head). The main path's size
@@ -82,7 +89,7 @@ def stage_keys(layers: list[Layer], input_shape: list[int]) -> list[str | None]:
     return keys
 
 
-def stages(layers: list[Layer], input_shape: list[int], totals: Totals) -> list[Stage]:
+def stages(layers: Rows, input_shape: list[int], totals: Totals) -> list[Stage]:
     """Cost per output stride (224x224 input: stride 4 is 56x56), then the head."""
     bytes_per_element = totals.activation_bytes // max(totals.activation_elements, 1)
     found: dict[str, Stage] = {}
@@ -114,7 +121,7 @@ def stages(layers: list[Layer], input_shape: list[int], totals: Totals) -> list[
     return list(found.values())
 
 
-def profile(layers: list[Layer], totals: Totals) -> list[ProfilePoint]:
+def profile(layers: Rows, totals: Totals) -> list[ProfilePoint]:
     """Running totals of parameters and MACs against depth, counted in weight
     layers (conv and linear modules) in execution order; it ends at the
     model's totals (ops outside any module, e.g. ViT's class token, last)."""
@@ -145,7 +152,7 @@ class TableRow:
     block: str  # the folded block it belongs to (the architecture diagram shades these)
 
 
-def table_rows(layers: list[Layer], totals: Totals) -> list[TableRow]:
+def table_rows(layers: Rows, totals: Totals) -> list[TableRow]:
     """Pure containers (Sequential, ModuleList) and a top-level module holding
     over half the parameters (ViT's encoder) start open, so the first view
     lists the model's blocks: a ResNet bottleneck, an Inception module, a

@@ -24,7 +24,7 @@ from app.zoo.catalog import CatalogQuery, catalog_query, select
 from models.catalog import ModelEntry
 from app.analysis_cache import AnalysisCache
 from app.warmup import Warmup
-from app.zoo.data import (MAX_COMPARE, MODEL_LIST_PATTERN, catalog_data, compare_data, layers_csv, layers_data,
+from app.zoo.data import (MAX_COMPARE, MODEL_LIST_PATTERN, PAGE_WAIT_S, catalog_data, compare_data, layers_csv, layers_data,
                               model_data, parse_model_list)
 from models.analysis import MAX_RESOLUTION
 
@@ -188,7 +188,7 @@ def model_page(request: Request, model_id: str, cache: Cache, resolution: Resolu
     except InvalidParameter as exc:
         refused, resolution = {"value": resolution, "message": exc.message}, None
         layers = layers_data(cache, entry)
-    model = model_data(cache, entry, resolution, layers.layers)
+    model = model_data(cache, entry, resolution, layers.layers, wait_s=PAGE_WAIT_S)
     response = _render(request, "model.html", {"model": model, "layers": layers, "resolution": resolution,
                                                "refused": refused, "max_resolution": MAX_RESOLUTION,
                                                "graph": graph_outline(cache, entry, resolution),

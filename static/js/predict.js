@@ -17,7 +17,19 @@
     delete chart.dataset.model;
     delete chart.dataset.top1;
     $("timing").textContent = "";
+    $("notes").replaceChildren();
+    $("notes").hidden = true;
     $("compare-grid").replaceChildren();
+  }
+
+  // Why a top-5 says little about this image (blank, one colour, a 1-pixel strip), as the server found.
+  function showNotes(notes) {
+    $("notes").replaceChildren(...(notes || []).map((text) => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      return item;
+    }));
+    $("notes").hidden = !(notes && notes.length);
   }
 
   function draw(target, body) {
@@ -54,6 +66,7 @@
       const body = await predict(model);
       if (mine !== run) return;
       draw($("chart-main"), body);
+      showNotes(body.notes);
       const t = body.timing_ms;
       $("status").textContent = "Top-" + body.predictions.length + " of " + names[model] + ":";
       $("timing").textContent = "preprocess " + t.preprocess.toFixed(1) + " ms, inference " +

@@ -176,3 +176,17 @@ def test_duplicate_ids_in_a_compare_are_merged(client):
 def test_docs_have_a_way_back(client):
     html = client.get("/docs").text
     assert 'href="/">&larr; Back to ConvZoo</a>' in html and '<html lang="en">' in html
+
+
+def test_the_model_page_never_waits_long_for_the_input_rule(client):
+    """Finding the sizes a big net takes is a dozen traces (LeViT: over a second), run in the analysis
+    pool: the page answers without it and says it is being worked out; the JSON twin waits for
+    it; then the page has it too."""
+    page = client.get("/models/timm-levit_128s")
+    assert page.status_code == 200 and "is being worked out" in page.text
+    assert page.context["model"].input_rule is None
+    body = client.get("/api/models/timm-levit_128s").json()
+    assert {k: body["input_rule"][k] for k in ("smallest", "only", "multiple_of")} == {
+        "smallest": 16, "only": False, "multiple_of": 16}
+    again = client.get("/models/timm-levit_128s")
+    assert "is being worked out" not in again.text and 'step="16"' in again.text

@@ -155,10 +155,10 @@ def _solid(width: int, height: int, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def _cost(base_url: str, data: bytes, refused: bool = False) -> tuple[float, int]:
+def _cost(base_url: str, data: bytes, refused: str | None = None) -> tuple[float, int]:
     """(decode + preprocess ms as the server reports it, peak RSS growth of this
     process, which serves the app in a thread, over the request); ``refused``:
-    a 413 too_large is expected instead (0 ms)."""
+    a 413 too_large whose message says this is expected instead (0 ms)."""
     from models.speed_backends import CpuBackend
 
     memory = CpuBackend(torch.device("cpu"))
@@ -166,7 +166,7 @@ def _cost(base_url: str, data: bytes, refused: bool = False) -> tuple[float, int
     response = httpx.post(f"{base_url}/api/predict", files={"file": ("upload", data)}, timeout=TIMEOUT_S)
     if refused:
         assert response.status_code == 413 and response.json()["error"]["code"] == "too_large", response.text
-        assert "sides longer than 65,535" in response.json()["error"]["message"]
+        assert refused in response.json()["error"]["message"]
         return 0.0, memory.peak_bytes(reset_ok)
     assert response.status_code == 200, response.text
     peak = memory.peak_bytes(reset_ok)
@@ -209,9 +209,65 @@ def test_any_shape_costs_about_what_a_normal_photo_does(fuzz_server, normal_cost
     long_side, short_side, wide, fmt = shape
     width, height = (long_side, short_side) if wide else (short_side, long_side)
     data = _solid(width, height, fmt)
-    preprocess_ms, peak = _cost(fuzz_server, data, refused=long_side > 65_535)
+    preprocess_ms, peak = _cost(fuzz_server, data, refused="sides longer than 65,535" if long_side > 65_535 else None)
     normal_ms, normal_peak = normal_cost
     # Sides past 65,535 are refused from the header (Pillow's per-row cost); the rest are resampled
     # straight to the crop (the resize-shorter-side-first transform made a 4000x1 strip cost ~1 GB).
     assert preprocess_ms <= 3 * normal_ms + 25, (width, height, fmt, preprocess_ms, normal_ms)
     assert peak <= 2 * normal_peak + 32 * 2**20, (width, height, fmt, peak, normal_peak)
+
+
+def _solid_in_mode(mode: str, width: int, height: int, fmt: str, progressive: bool) -> bytes:
+    """One colour in ``mode`` (16/32-bit greys past 8-bit range), compressed as small as ``fmt`` allows:
+    the cheap-to-send, costly-to-decode kind (the issue's 7000x7000 float TIFF was 297 KB)."""
+    value = {"F": 1000.5, "I": 70_000, "I;16": 40_000}.get(mode)
+    image = Image.new(mode, (width, height), value if value is not None else 128)
+    buffer = io.BytesIO()
+    options = {"TIFF": {"compression": "tiff_adobe_deflate"}, "JPEG": {"progressive": progressive},
+               "WEBP": {"lossless": True}}.get(fmt, {})
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+modes = st.sampled_from([("F", "TIFF"), ("I", "TIFF"), ("I;16", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"),
+                         ("P", "GIF"), ("L", "PNG"), ("CMYK", "JPEG"), ("RGB", "JPEG"), ("RGB", "WEBP")])
+
+
+@given(mode=modes, width=st.integers(1, 2000), height=st.integers(1, 2000), progressive=st.booleans())
+@example(mode=("F", "TIFF"), width=2000, height=2000, progressive=False)  # the issue's float TIFF, at this limit
+@example(mode=("CMYK", "JPEG"), width=2000, height=2000, progressive=True)
+@example(mode=("RGB", "WEBP"), width=2000, height=2000, progressive=False)
+@example(mode=("I;16", "PNG"), width=2000, height=1, progressive=False)
+@hypothesis_settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_mode_costs_about_what_a_normal_photo_does(fuzz_server, normal_cost, mode, width, height, progressive):
+    """Every kind of image within the pixel limit is decoded only while decoding costs at most
+    what an 8-bit RGB image at the limit does (the mode's bytes per pixel counted before
+    decoding); beyond, a 413 too_large from its header. Either way, time and memory stay
+    within a small multiple of a normal photo's."""
+    from app.images import decode_budget, decode_bytes
+    from models.preprocess import preprocessing_for
+
+    data = _solid_in_mode(mode[0], width, height, mode[1], progressive)
+    header = Image.open(io.BytesIO(data))
+    if mode[1] == "JPEG":  # as the server decodes it: reduced towards the default model's resize
+        resize = preprocessing_for(get_entry("efficientnet_lite0")).resize
+        header.draft(header.mode, (resize, resize))
+    over = decode_bytes(header, (width, height)) > decode_budget(FUZZ_PIXELS)
+    preprocess_ms, peak = _cost(fuzz_server, data, refused="would take" if over else None)
+    normal_ms, normal_peak = normal_cost
+    assert preprocess_ms <= 3 * normal_ms + 25, (mode, width, height, preprocess_ms, normal_ms)
+    assert peak <= 2 * normal_peak + 32 * 2**20, (mode, width, height, peak, normal_peak)
+
+
+def test_a_blank_image_says_its_top5_means_little(fuzz_server, photos):
+    """API.md's answer, extended: ``notes`` says why a top-5 says little (a blank, one-colour or
+    1-pixel-wide image), and is empty for a photo."""
+    blank = httpx.post(f"{fuzz_server}/api/predict", files={"file": ("blank", _solid(300, 200, "PNG"))},
+                       timeout=TIMEOUT_S).json()
+    assert len(blank["predictions"]) == 5 and "one flat colour, RGB (200, 120, 40)" in blank["notes"][0]
+    strip = httpx.post(f"{fuzz_server}/api/predict", files={"file": ("strip", _solid(4000, 1, "PNG"))},
+                       timeout=TIMEOUT_S).json()
+    assert "4000×1 pixels" in strip["notes"][0] and len(strip["notes"]) == 2
+    photo = httpx.post(f"{fuzz_server}/api/predict", files={"file": ("cat", photos["chelsea"].read_bytes())},
+                       timeout=TIMEOUT_S).json()
+    assert photo["notes"] == []

@@ -217,3 +217,17 @@ def test_warmup_also_analyses_a_timm_entry_at_its_top1_side(tmp_path):
         assert Warmup(cache, StateStore(tmp_path / "state.sqlite3")).run([entry]).analysed_now == 0  # resumes
     finally:
         pool.shutdown()
+
+
+def test_a_row_without_its_kernel_size_gets_no_formulas_not_a_500(client):
+    """timm's MViTv2 gives its shortcut pools' kernel_size as a list, which the analysis does
+    not record: those rows answer without formulas (they 500'd the layers, compare and model
+    page under bench/load.py), the other rows keep theirs."""
+    layers = client.get("/api/models/timm-mvitv2_tiny/layers")
+    assert layers.status_code == 200, layers.text
+    rows = {row["path"]: row for row in layers.json()["layers"]}
+    pool = rows["stages.1.blocks.0.shortcut_pool_attn"]
+    assert pool["type"] == "MaxPool2d" and "kernel_size" not in pool["attributes"] and pool["formulas"] == []
+    assert any(row["formulas"] for row in rows.values() if row["type"] == "Conv2d")
+    assert client.get("/api/compare?models=timm-mvitv2_tiny,resnet18").status_code == 200
+    assert client.get("/models/timm-mvitv2_tiny").status_code == 200

@@ -59,6 +59,25 @@ def test_a_bad_file_shows_the_servers_message(page, live_server, tmp_path):
     page.assert_clean()
 
 
+def test_a_blank_image_gets_a_note_beside_its_top5(page, live_server, photos, tmp_path):
+    """A top-5 for a blank page says nothing about content: the page says so, and the note goes
+    with the next, real photo."""
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 200), (255, 255, 255)).save(blank)
+    p = page.page
+    p.goto(f"{live_server}/predict")
+    assert p.locator("#notes").is_hidden()
+    p.set_input_files("#file-input", str(blank))
+    p.locator("#chart-main[data-top1]").wait_for()
+    assert "one flat colour (blank)" in p.locator("#notes").inner_text()
+    p.set_input_files("#file-input", str(photos["chelsea"]))
+    p.locator("#chart-main[data-top1]").wait_for()
+    assert p.locator("#notes").is_hidden() and p.locator("#notes li").count() == 0
+    page.assert_clean()
+
+
 def test_a_photo_of_a_handwritten_digit_read_by_lenet5(page, live_server, tmp_path, held_out_digits,
                                                         make_digit_photo):
     images, labels = held_out_digits

@@ -170,3 +170,112 @@ def test_preprocessing_of_extreme_shapes_gives_the_crop(size):
     assert tensor.shape == (3, pre.crop, pre.crop) and bool(tensor.isfinite().all())
     # A solid colour stays that colour, normalised with mean = std = 0.5.
     assert tensor[:, 100, 100].tolist() == pytest.approx([(v / 255 - 0.5) / 0.5 for v in (10, 200, 30)], abs=1e-5)
+
+
+# -- decode cost bounded by bytes, not only pixels (issue 11, item 4) ----------
+
+def _noise(mode: str, size: tuple[int, int]) -> Image.Image:
+    """An incompressible image of ``mode`` (random levels; 16/32-bit greys past 255)."""
+    width, height = size
+    rng = np.random.default_rng(0)
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65535, (height, width)).astype(np.uint16))
+    if mode == "F":
+        return Image.fromarray(rng.random((height, width), dtype=np.float32) * 1000)
+    if mode == "I":
+        return Image.fromarray(rng.integers(0, 100_000, (height, width)).astype(np.int32))
+    return Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).convert(mode)
+
+
+def test_decode_bytes_of_known_headers():
+    """The exact arithmetic: pixels x the mode's peak bytes per pixel, and a progressive JPEG's
+    coefficients (2 bytes each, every component at its sampling, whole MCUs) at full size."""
+    from app.images import decode_bytes
+
+    def opened(image: Image.Image, fmt: str, **kwargs) -> Image.Image:
+        return Image.open(io.BytesIO(encode(image, fmt, **kwargs)))
+
+    assert decode_bytes(opened(Image.new("RGB", (700, 500)), "PNG")) == 700 * 500 * 4
+    assert decode_bytes(opened(Image.new("F", (700, 500)), "TIFF")) == 700 * 500 * 9
+    assert decode_bytes(opened(Image.new("L", (700, 500)), "PNG")) == 700 * 500 * 5
+    assert decode_bytes(opened(Image.new("RGBA", (700, 500)), "PNG"), transposed=True) == 700 * 500 * (8 + 4)
+    # 1600x1200, 4:2:0: Y 100x75 MCUs of 2x2 blocks, Cb and Cr one block per MCU; + a byte per pixel.
+    jpeg = opened(Image.new("RGB", (1600, 1200)), "JPEG", progressive=True)
+    coefficients = (200 * 150 + 2 * 100 * 75) * 64 * 2
+    assert decode_bytes(jpeg) == 1600 * 1200 * 4 + coefficients + 1600 * 1200
+    jpeg.draft("RGB", (300, 300))  # reduced output (libjpeg's 1/4), the same full-size coefficients
+    assert jpeg.size == (400, 300)
+    assert decode_bytes(jpeg, (1600, 1200)) == 400 * 300 * 4 + coefficients + 1600 * 1200
+
+
+def test_the_issues_float_tiff_is_refused_from_its_header():
+    """7000x7000 32-bit float, deflated to ~300 KB: within the 50 M pixel limit, but decoding
+    and converting it would take 441 MB (it took ~10 s and ~0.5 GB before)."""
+    data = encode(Image.new("F", (7000, 7000), 0.0), "TIFF", compression="tiff_adobe_deflate")
+    assert len(data) < 400_000
+    with pytest.raises(TooLarge, match=r"7000x7000 32-bit float TIFF image would take 441 MB.*limit is 200 MB"):
+        decode_image(data, LIMIT)
+
+
+@pytest.mark.parametrize("mode, fmt", [("F", "TIFF"), ("I;16", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"),
+                                       ("CMYK", "TIFF"), ("RGB", "WEBP")])
+def test_every_mode_within_the_budget_of_rgb_at_the_pixel_limit(mode, fmt):
+    """An image of any mode is decoded while it costs at most what an 8-bit RGB image at the pixel
+    limit does, and refused (413 too_large) one size step beyond."""
+    from app.images import decode_budget, decode_bytes
+
+    limit = 400 * 300
+    peak = decode_bytes(Image.open(io.BytesIO(encode(_noise(mode, (40, 30)), fmt)))) // (40 * 30)
+    side = int((decode_budget(limit) / peak) ** 0.5)  # the largest square within the budget
+    assert decode_image(encode(_noise(mode, (side, side)), fmt), limit).size == (side, side)
+    with pytest.raises(TooLarge, match="would take"):
+        decode_image(encode(_noise(mode, (side + 2, side + 2)), fmt), limit)
+    assert decode_image(encode(_noise("RGB", (400, 300)), "PNG"), limit).size == (400, 300)
+
+
+@pytest.mark.parametrize("mode, fmt, kwargs", [
+    ("RGB", "PNG", {}), ("P", "PNG", {"transparency": 0}), ("LA", "PNG", {}), ("I;16", "PNG", {}),
+    ("F", "TIFF", {"compression": "tiff_adobe_deflate"}), ("I", "TIFF", {}), ("CMYK", "JPEG", {"progressive": True}),
+    ("RGB", "JPEG", {"progressive": True}), ("RGB", "WEBP", {"lossless": True}), ("RGBA", "WEBP", {}),
+])
+def test_measured_decode_memory_stays_within_decode_bytes(mode, fmt, kwargs):
+    """The estimate is an upper bound in fact: this process's peak RSS growth (VmHWM, reset
+    after trimming the heap) while decoding a 2000x1500 image, against decode_bytes."""
+    import torch
+
+    from app.images import decode_bytes
+    from models.speed_backends import CpuBackend
+
+    data = encode(_noise(mode, (2000, 1500)), fmt, **kwargs)
+    opened = Image.open(io.BytesIO(data))
+    opened.draft(opened.mode, (224, 224)) if fmt == "JPEG" else None
+    estimate = decode_bytes(opened, (2000, 1500))
+    del opened
+    memory = CpuBackend(torch.device("cpu"))
+    reset_ok = memory.reset_peak()
+    image = decode_image(data, LIMIT, 224)
+    peak = memory.peak_bytes(reset_ok)
+    assert peak is not None, "this kernel does not let VmHWM be reset"
+    assert image.mode == "RGB"
+    assert peak <= estimate * 1.15 + 4 * 2**20, (mode, fmt, peak, estimate)
+
+
+@pytest.mark.parametrize("size, colour, expected", [
+    ((224, 224), (255, 255, 255), ["one flat colour (blank)"]),
+    ((300, 200), (200, 120, 40), ["one flat colour, RGB (200, 120, 40)"]),
+    ((4000, 1), (10, 200, 30), ["4000×1 pixels: its 1-pixel side is stretched", "one flat colour"]),
+])
+def test_degenerate_images_get_notes(size, colour, expected):
+    from app.images import degenerate_notes
+
+    notes = degenerate_notes(Image.new("RGB", size, colour))
+    assert len(notes) == len(expected) and all(want in note for want, note in zip(expected, notes)), notes
+
+
+def test_ordinary_photos_get_no_notes(photos):
+    from app.images import degenerate_notes
+
+    for name in ("chelsea", "coffee", "rocket", "grace_hopper", "camera"):
+        assert degenerate_notes(decode_image(photos[name].read_bytes(), LIMIT)) == [], name
+    strip = np.random.default_rng(0).integers(0, 255, (1, 4000, 3), dtype=np.uint8)
+    assert len(degenerate_notes(Image.fromarray(strip))) == 1  # thin, but not one colour
