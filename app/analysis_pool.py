@@ -13,10 +13,12 @@ atomically, and hands the analysis back as a plain dict.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,11 +35,28 @@ def default_processes() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A pool process whose web worker is gone (killed, or stopped while this
+    process was still starting) would wait on its task queue forever, holding
+    its memory (most of a GB with timm's models imported): end it."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def _init_process() -> None:
     os.nice(ANALYSIS_NICENESS)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="convzoo-parent-watch",
+                     daemon=True).start()
     import torch
 
     torch.set_num_threads(1)
+    from models.registry import list_models
+
+    list_models()  # the catalog (and timm) imported before the first task, not during it
+    # What is imported lives as long as the process: out of the collector's sight, so a
+    # full collection walks only what an analysis allocates.
+    gc.freeze()
 
 
 def analyse_to_file(model_id: str, resolution: int | None, path: str, return_data: bool = True) -> dict | None:
@@ -46,10 +65,13 @@ def analyse_to_file(model_id: str, resolution: int | None, path: str, return_dat
     when the caller only needs it on disk, as the warm-up does).
     Raises models.analysis.AnalysisError as analyse_entry does."""
     from models.analysis import analyse_entry
+    from models.meta import no_gc
     from models.registry import get_entry
 
-    data = analyse_entry(get_entry(model_id), resolution).to_dict()
-    write_atomically(Path(path), json.dumps(data, separators=(",", ":")))
+    analysis = analyse_entry(get_entry(model_id), resolution)
+    with no_gc():  # thousands of small dicts; a collection in the middle costs more than the rest
+        data = analysis.to_dict()
+        write_atomically(Path(path), json.dumps(data, separators=(",", ":")))
     return data if return_data else None
 
 

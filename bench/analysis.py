@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -97,6 +98,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(torch.get_num_threads())
+    load_at_start = os.getloadavg()[0]
     analyse(build_on_meta(get_entry("lenet5")), (1, 1, 32, 32))  # process warm-up on an unrelated net
     rows = [measure(model_id, args.repeats) for model_id in args.models]
 
@@ -118,7 +120,7 @@ def main() -> None:
     RESULTS.write_text(json.dumps({
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "torchvision": torchvision.__version__},
-        "repeats": args.repeats, "rows": rows,
+        "repeats": args.repeats, "load_average": {"start": load_at_start, "end": os.getloadavg()[0]}, "rows": rows,
     }, indent=1))
     print(f"wrote {RESULTS}")
 

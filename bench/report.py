@@ -29,7 +29,9 @@ def analysis() -> str:
                   "build + torchinfo ms", "cold / (build + torchinfo)",
                   "params", "torchvision params", "GMACs", "torchvision GMACs", "torchinfo GMACs"], rows) + (
         f"\n\nMedians of {data['repeats']} runs; torch {data['machine']['torch']}, "
-        f"{data['machine']['threads']} threads.")
+        f"{data['machine']['threads']} threads"
+        + (f"; load average {data['load_average']['start']:.1f} at the start, {data['load_average']['end']:.1f} "
+           "at the end." if "load_average" in data else "."))
 
 
 def predict() -> str:
@@ -117,11 +119,23 @@ def load_scale() -> str:
 def warmup() -> str:
     data = json.loads((RESULTS / "warmup.json").read_text())
     names = ("first start", "restart (resumes)")
-    rows = [[name, f"{r['server_ready_s']:.1f}", f"{r['warmup']['seconds']:.1f}", str(r["warmup"]["analysed_now"]),
-             f"{r['warmup']['done']} / {r['warmup']['total']}", str(len(r["warmup"]["failed"])),
-             f"{r['peak_rss_bytes'] / 1e6:.0f}"] for name, r in zip(names, data["runs"])]
-    parts = [table(["run", "server ready s", "warm-up s", "analysed by this run", "done", "failed",
-                    "peak RSS MB"], rows)]
+    def first_pass(r: dict) -> str:
+        return "-" if r.get("first_pass_s") is None else f"{r['first_pass_s']:.1f}"
+
+    def load_average(r: dict) -> str:
+        return "-" if "load_average" not in r else f"{r['load_average']['start']:.1f} - {r['load_average']['end']:.1f}"
+
+    rows = [[name, f"{r['server_ready_s']:.1f}", first_pass(r), f"{r['warmup']['seconds']:.1f}",
+             str(r["warmup"]["analysed_now"]), f"{r['warmup']['done']} / {r['warmup']['total']}",
+             str(len(r["warmup"]["failed"])), f"{r['peak_rss_bytes'] / 1e6:.0f}", load_average(r)]
+            for name, r in zip(names, data["runs"])]
+    parts = [table(["run", "server ready s", "every model analysed s", "warm-up s (with top-1 sides)",
+                    "analysed by this run", "done", "failed", "peak RSS MB", "load average"], rows)]
+    if "every_model_cold_s" in data:
+        stopped = (f"first start stopped {data['interrupt_after_s']:.0f} s in, the restart resuming"
+                   if data["interrupt_after_s"] else "one start")
+        parts.append(f"The whole catalog analysed cold in {data['every_model_cold_s']:.0f} s of warm-up "
+                     f"({stopped}), {data['cpus']} CPUs.")
     for name, r in zip(names, data["runs"]):
         rows = [[label, str(e["requests"]), f"{e['p50_ms']:.0f}", f"{e['p95_ms']:.0f}", f"{e['p99_ms']:.0f}",
                  str(e["errors"])] for label, e in r["pages"].items()]

@@ -27,7 +27,25 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import RESULTS, Server, percentile, rss_bytes  # noqa: E402
+from load import RESULTS, Server, _descendants, percentile, rss_bytes  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time (user + system) the server has used so far: its web process(es),
+    and the analysis pool processes (spawned: ``multiprocessing.spawn`` on
+    their command line). On a shared machine the wall time of the warm-up
+    depends on what else runs; its CPU time does not."""
+    used = {"web": 0.0, "analysis": 0.0}
+    for process in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            spawned = b"multiprocessing" in Path(f"/proc/{process}/cmdline").read_bytes()
+        except OSError:
+            continue
+        used["analysis" if spawned else "web"] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return used
 
 
 def warmup_status(base: str) -> dict | None:
@@ -86,11 +104,16 @@ def follow(server: Server, clients: int, stop_after: float | None, seed: int) ->
     for t in threads:
         t.start()
     timeline = []
+    first_pass_s = None  # from the server being ready to every model counted (1 s resolution)
+    load_at_start = os.getloadavg()[0]
     while True:
         status = warmup_status(server.base) or status
         elapsed = time.monotonic() - started
         timeline.append({"s": round(elapsed, 1), "done": status["done"], "total": status["total"]})
+        if first_pass_s is None and status["total"] and status["done"] >= status["total"]:
+            first_pass_s = elapsed - ready_s
         peak[0] = max(peak[0], rss_bytes(server.process.pid))
+        cpu = cpu_seconds(server.process.pid)
         if (status["total"] and not status["running"]) or (stop_after is not None and elapsed > stop_after):
             break
         time.sleep(1.0)
@@ -102,8 +125,9 @@ def follow(server: Server, clients: int, stop_after: float | None, seed: int) ->
                      "errors": sum(n for code, n in statuses[label].items() if code == 0 or code >= 500)}
              for label, v in sorted(latencies.items())}
     return {"server_ready_s": ready_s, "warmup": status, "finished": not status["running"],
-            "wall_s": time.monotonic() - started, "timeline": timeline[::5], "pages": pages,
-            "peak_rss_bytes": peak[0]}
+            "first_pass_s": first_pass_s, "wall_s": time.monotonic() - started, "timeline": timeline[::5],
+            "pages": pages, "peak_rss_bytes": peak[0], "cpu_s": cpu,
+            "load_average": {"start": load_at_start, "end": os.getloadavg()[0]}}
 
 
 def main() -> None:
@@ -129,11 +153,21 @@ def main() -> None:
 
     total = runs[-1]["warmup"]["total"]
     print(f"\nwarm-up of {total} models, {args.workers} worker(s), {os.cpu_count()} CPUs, {args.clients} page clients")
-    print(f"{'run':<22} {'ready s':>8} {'warm-up s':>10} {'analysed now':>13} {'done':>6} {'failed':>7}")
+    print(f"{'run':<22} {'ready s':>8} {'all models s':>12} {'warm-up s':>10} {'analysed now':>13} {'done':>6} "
+          f"{'failed':>7} {'load avg':>9}")
     for name, run in zip(("first start", "restart (resume)"), runs):
-        w = run["warmup"]
-        print(f"{name:<22} {run['server_ready_s']:8.1f} {w['seconds']:10.1f} {w['analysed_now']:13d} "
-              f"{w['done']:6d} {len(w['failed']):7d}")
+        w, first = run["warmup"], run["first_pass_s"]
+        print(f"{name:<22} {run['server_ready_s']:8.1f} {'-' if first is None else f'{first:.1f}':>12} "
+              f"{w['seconds']:10.1f} {w['analysed_now']:13d} {w['done']:6d} {len(w['failed']):7d} "
+              f"{run['load_average']['start']:4.1f}-{run['load_average']['end']:.1f}")
+    cold = sum(run["first_pass_s"] if run["first_pass_s"] is not None else run["wall_s"] - run["server_ready_s"]
+               for run in runs)
+    print(f"every model analysed cold in {cold:.0f} s of warm-up (both runs; 'all models s': until done = total, "
+          "before the top-1 sides; 'warm-up s': with them)")
+    analysis_cpu = sum(run["cpu_s"]["analysis"] for run in runs)
+    print(f"CPU time of the analysis processes, both runs: {analysis_cpu:.0f} s ({analysis_cpu / os.cpu_count():.0f} s "
+          f"of wall time on {os.cpu_count()} otherwise idle cores); web process(es): "
+          f"{sum(run['cpu_s']['web'] for run in runs):.0f} s")
     for name, run in zip(("first start", "restart (resume)"), runs):
         print(f"\npages while the warm-up runs ({name})")
         print(f"{'page':<32} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6}")
@@ -141,7 +175,7 @@ def main() -> None:
             print(f"{label:<32} {e['requests']:8d} {e['p50_ms']:8.1f} {e['p95_ms']:8.1f} {e['p99_ms']:8.1f} "
                   f"{e['errors']:6d}")
     path = RESULTS / "warmup.json"
-    path.write_text(json.dumps({"workers": args.workers, "clients": args.clients, "cpus": os.cpu_count(),
+    path.write_text(json.dumps({"every_model_cold_s": cold, "analysis_cpu_s": analysis_cpu, "workers": args.workers, "clients": args.clients, "cpus": os.cpu_count(),
                                 "processes": args.processes, "interrupt_after_s": args.interrupt_after,
                                 "runs": runs}, indent=1))
     print(f"\nwrote {path}")

@@ -18,13 +18,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from models import receptive_field
 from models.graph import GraphNode, GraphRecorder, node_to_dict
 from models.shape_errors import explain_failure
-from models.meta import TORCH_TRACING, flat_leaves, no_gc, run_memoised
+from models.meta import TORCH_TRACING, FastDispatchMode, flat_leaves, no_gc, run_memoised
 
 # Inputs past this side length are refused: nothing in the zoo was trained
 # above 600, and the activation figures would be meaningless.
@@ -137,7 +136,31 @@ def _attributes(module: nn.Module) -> dict[str, Any]:
     return out
 
 
-class _Tracer(TorchDispatchMode):
+def _shaped(obj: Any) -> Any:
+    """Tensors replaced by their shapes, in aten's shallow argument lists."""
+    if isinstance(obj, torch.Tensor):
+        return obj.shape
+    if isinstance(obj, (tuple, list)):
+        return [_shaped(item) for item in obj] if isinstance(obj, list) else tuple(_shaped(item) for item in obj)
+    return obj
+
+
+def _macs(func, args: tuple, kwargs: dict, out: Any) -> int | None:
+    """MACs of one aten op by torch's own FLOP formula (``flop_registry``,
+    which counts 2 FLOPs per multiply-add), or None for an op without one.
+    Most formulas are registered behind torch's ``shape_wrapper``, which maps
+    the arguments to shapes with a general pytree walk that costs more than
+    the trace around it; the formula it wraps is called with the same shapes."""
+    formula = flop_registry.get(func._overloadpacket)
+    if formula is None:
+        return None
+    raw = getattr(formula, "__wrapped__", None)
+    if raw is None:  # registered with get_raw=True: it takes the tensors themselves
+        return formula(*args, **kwargs, out_val=out) // 2
+    return raw(*_shaped(args), out_shape=_shaped(out), **{k: _shaped(v) for k, v in kwargs.items()}) // 2
+
+
+class _Tracer(FastDispatchMode):
     """Counts MACs of each aten op into the rows of the modules now running."""
 
     def __init__(self, graph: GraphRecorder) -> None:
@@ -153,11 +176,8 @@ class _Tracer(TorchDispatchMode):
         out = run_memoised(func, args, kwargs, leaves)
         receptive_field.propagate(func, args, leaves, out)
         self.used_storages.update(_storage_key(t) for t in leaves if isinstance(t, torch.Tensor))
-        formula = flop_registry.get(func._overloadpacket)
-        macs = None
-        if formula is not None:
-            # torch's formulas count FLOPs as 2 per multiply-add.
-            macs = formula(*args, **kwargs, out_val=out) // 2
+        macs = _macs(func, args, kwargs, out)
+        if macs is not None:
             self.total_macs += macs
             for row in self.stack:
                 row.macs += macs
@@ -183,7 +203,7 @@ def _parameter_counts(model: nn.Module) -> dict[str, int]:
 
 
 @contextmanager
-def _hooks(model: nn.Module, tracer: _Tracer, rows: list[LayerRow],
+def _hooks(model: nn.Module, modules: list[tuple[str, nn.Module]], tracer: _Tracer, rows: list[LayerRow],
            on_leaf_output) -> Iterator[None]:
     handles = []
     params_of = _parameter_counts(model)
@@ -216,9 +236,7 @@ def _hooks(model: nn.Module, tracer: _Tracer, rows: list[LayerRow],
         return pre, post
 
     try:
-        for path, module in model.named_modules():
-            if not path:
-                continue
+        for path, module in modules:
             pre, post = make(path, module)
             handles.append(module.register_forward_pre_hook(pre))
             handles.append(module.register_forward_hook(post))
@@ -228,7 +246,7 @@ def _hooks(model: nn.Module, tracer: _Tracer, rows: list[LayerRow],
             h.remove()
 
 
-def _with_unexecuted(model: nn.Module, rows: list[LayerRow], used: set[int]) -> list[LayerRow]:
+def _with_unexecuted(modules: list[tuple[str, nn.Module]], rows: list[LayerRow], used: set[int]) -> list[LayerRow]:
     """Add rows, marked ``executed=False``, for sub-trees that never ran and
     whose parameters no op touched (Inception v3's aux head in eval), placed
     after the rows of the module defined just before them. A child whose
@@ -238,9 +256,7 @@ def _with_unexecuted(model: nn.Module, rows: list[LayerRow], used: set[int]) -> 
     result = list(rows)
     skip_prefix = None
     previous = None
-    for path, module in model.named_modules():
-        if not path:
-            continue
+    for path, module in modules:
         if skip_prefix and path.startswith(skip_prefix):
             continue
         if path in called:
@@ -278,6 +294,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
     element_size = x.element_size()
     activation = {"elements": x.numel()}
     keep_alive: list[torch.Tensor] = []  # storages stay alive, so their keys stay unique
+    modules = [(path, module) for path, module in model.named_modules() if path]  # walked once, used thrice
 
     def on_leaf_output(output, stack: list[LayerRow]) -> None:
         for t in _tensors(output):
@@ -292,7 +309,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
                 row.activation_elements += n
 
     try:
-        with TORCH_TRACING, no_gc(), torch.no_grad(), _hooks(model, tracer, rows, on_leaf_output), tracer:
+        with TORCH_TRACING, no_gc(), torch.no_grad(), _hooks(model, modules, tracer, rows, on_leaf_output), tracer:
             model(x)
     except (RuntimeError, ValueError, IndexError, AssertionError, TypeError) as exc:
         graph = getattr(model, "is_onnx_graph", False)  # models/onnx_torch.OnnxGraph (not imported: it imports us)
@@ -300,7 +317,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.
         subject = "The graph" if graph else type(model).__name__
         raise AnalysisError(f"{subject} cannot take input {list(input_shape)}: {where}", where) from exc
 
-    layers = _with_unexecuted(model, rows, tracer.used_storages)
+    layers = _with_unexecuted(modules, rows, tracer.used_storages)
     params = list({id(p): p for p in model.parameters()}.values())
     totals = Totals(
         params=sum(p.numel() for p in params),

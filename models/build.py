@@ -9,10 +9,37 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+from torch.utils._device import DeviceContext
 
 from models.meta import MetaMemo, no_gc
 from models.catalog import ModelEntry
 from models.timm_zoo import reparameterise
+
+
+# Initialisers that only write values: on meta there are none to write.
+_INITIALISERS = frozenset({
+    nn.init.uniform_, nn.init.normal_, nn.init.trunc_normal_, nn.init.constant_, nn.init.ones_, nn.init.zeros_,
+    nn.init.eye_, nn.init.dirac_, nn.init.xavier_uniform_, nn.init.xavier_normal_, nn.init.kaiming_uniform_,
+    nn.init.kaiming_normal_, nn.init.orthogonal_, nn.init.sparse_,
+    torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.fill_, torch.Tensor.zero_, torch.Tensor.random_,
+    torch.Tensor.bernoulli_, torch.Tensor.exponential_, torch.Tensor.log_normal_, torch.Tensor.cauchy_,
+    torch.Tensor.geometric_,
+})
+
+
+class _OnMetaWithoutInit(DeviceContext):
+    """``torch.device("meta")`` that also answers the weight initialisers
+    (``nn.init.*``, ``Tensor.uniform_`` ...) on a meta tensor with the tensor
+    itself, before they reach the dispatcher: random init is most of the
+    ops of a build (a conv's kaiming_uniform_ computes fans, bounds and two
+    in-place draws), and on meta it writes nothing."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _INITIALISERS:
+            target = args[0] if args else (kwargs or {}).get("tensor")  # nn.init hands its tensor over by name
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return super().__torch_function__(func, types, args, kwargs)
 
 
 @contextmanager
@@ -46,7 +73,7 @@ def build_on_meta(entry: ModelEntry, resolution: int | None = None, reparameteri
     (branches and norms fused by timm's own re-parameterisation)."""
     with no_gc(), torch.no_grad():
         try:
-            with torch.device("meta"), MetaMemo():
+            with _OnMetaWithoutInit("meta"), MetaMemo():
                 model = entry.build(resolution)
         except NotImplementedError:
             with _parameters_on_meta():

@@ -46,15 +46,18 @@ _META_OUTPUTS: dict[tuple, tuple] = {}
 _MEMO_LIMIT = 50_000
 
 
+_CONTAINERS = (tuple, list, dict)
+
+
 def flat_leaves(obj: Any, out: list) -> list:
     """Leaves of nested tuples/lists/dicts: aten arguments are shallow, and
     torch's general pytree costs more than the op on meta."""
-    if isinstance(obj, (tuple, list)):
-        for item in obj:
-            flat_leaves(item, out)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            flat_leaves(item, out)
+    if isinstance(obj, _CONTAINERS):
+        for item in (obj.values() if isinstance(obj, dict) else obj):
+            if isinstance(item, _CONTAINERS):
+                flat_leaves(item, out)
+            else:  # most items are leaves: no call for them
+                out.append(item)
     else:
         out.append(obj)
     return out
@@ -96,10 +99,37 @@ def _inplace_on_meta(func, args, leaves: list):
 
 def _batch_norm_on_meta(args, kwargs):
     x, weight = args[0], args[1]
-    if x.dtype != torch.float32 or x.dim() < 2 or (weight is not None and tuple(weight.shape) != (x.shape[1],)):
+    if (x.dtype != torch.float32 or x.dim() < 2 or not x.is_contiguous()
+            or (weight is not None and tuple(weight.shape) != (x.shape[1],))):
         return None
     channels = (x.shape[1],)
-    return (torch.empty_like(x), torch.empty(channels, device="meta"), torch.empty(channels, device="meta"))
+    # torch.empty, not empty_like: on meta, empty_like runs Python stride logic (torch._prims_common).
+    return (torch.empty(x.shape, device="meta"), torch.empty(channels, device="meta"),
+            torch.empty(channels, device="meta"))
+
+
+def _convolution_on_meta(args, kwargs):
+    """A plain (not transposed) 1-d/2-d/3-d convolution of a batched input:
+    the output side is floor((n + 2p - d (k - 1) - 1) / s) + 1 (torch's
+    ``calc_conv_nd_return_shape``), contiguous as torch's ``meta_conv`` makes
+    it. Anything it does not check (a channel or bias mismatch, an empty
+    output) goes to the real kernel, which raises the real error."""
+    if len(args) != 9 or kwargs:
+        return None
+    x, weight, bias, stride, padding, dilation, transposed, _, groups = args
+    spatial = weight.dim() - 2
+    if (transposed or x.dim() != weight.dim() or spatial < 1 or x.dtype != weight.dtype or groups < 1
+            or x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups
+            or (bias is not None and tuple(bias.shape) != (weight.shape[0],))):
+        return None
+    shape = [x.shape[0], weight.shape[0]]
+    for i in range(spatial):
+        s, p, d = (v[i] if len(v) > 1 else v[0] for v in (stride, padding, dilation))
+        side = (x.shape[2 + i] + 2 * p - d * (weight.shape[2 + i] - 1) - 1) // s + 1
+        if side < 1:
+            return None
+        shape.append(side)
+    return torch.empty(shape, dtype=x.dtype, device="meta")
 
 
 def _cat_on_meta(args, kwargs):
@@ -117,9 +147,37 @@ def _cat_on_meta(args, kwargs):
     return torch.empty(shape, dtype=first.dtype, device="meta")
 
 
+def _same_shape_elementwise_on_meta(args, kwargs):
+    """add/mul/sub of two contiguous tensors of one shape and dtype: no
+    broadcasting and no type promotion, so the output is one more of them
+    (torch's reference runs its type-promotion wrapper in Python)."""
+    if len(args) < 2:
+        return None
+    a, b = args[0], args[1]
+    if (not isinstance(b, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype
+            or not (a.is_contiguous() and b.is_contiguous())):
+        return None
+    return torch.empty(a.shape, dtype=a.dtype, device="meta")
+
+
+def _mean_on_meta(args, kwargs):
+    """mean over some dims of a contiguous float tensor (global average pooling)."""
+    x, dims = args[0], args[1] if len(args) > 1 else None
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    if (not dims or len(args) > 3 or set(kwargs) - {"keepdim"} or not x.dtype.is_floating_point
+            or not x.is_contiguous() or x.dim() == 0):
+        return None
+    reduced = {d % x.dim() for d in dims}
+    shape = [1 if i in reduced else n for i, n in enumerate(x.shape) if keepdim or i not in reduced]
+    return torch.empty(shape, dtype=x.dtype, device="meta")
+
+
 # Shape rules for fresh-output ops whose meta kernels are slow Python
 # decompositions; None from a rule means "ask the real kernel".
-_FAST_RULES = {aten.native_batch_norm.default: _batch_norm_on_meta, aten.cat.default: _cat_on_meta}
+_FAST_RULES = {aten.native_batch_norm.default: _batch_norm_on_meta, aten.cat.default: _cat_on_meta,
+               aten.convolution.default: _convolution_on_meta, aten.mean.dim: _mean_on_meta,
+               aten.add.Tensor: _same_shape_elementwise_on_meta, aten.mul.Tensor: _same_shape_elementwise_on_meta,
+               aten.sub.Tensor: _same_shape_elementwise_on_meta}
 
 
 def run_memoised(func, args, kwargs, leaves: list):
@@ -131,15 +189,13 @@ def run_memoised(func, args, kwargs, leaves: list):
     if kind == "inplace":
         target = _inplace_on_meta(func, args, leaves)
         return func(*args, **kwargs) if target is None else target
-    rule = _FAST_RULES.get(func)
-    if rule is not None:
-        out = rule(args, kwargs)
-        if out is not None:
-            return out
     key = (func, len(leaves), tuple(kwargs), *map(_leaf_key, leaves))
     cached = _META_OUTPUTS.get(key)
     if cached is None:
-        out = func(*args, **kwargs)
+        rule = _FAST_RULES.get(func)
+        out = rule(args, kwargs) if rule is not None else None
+        if out is None:
+            out = func(*args, **kwargs)
         if isinstance(out, torch.Tensor):
             metas = out.shape, out.stride(), out.dtype
         elif isinstance(out, tuple) and all(isinstance(t, torch.Tensor) for t in out):
@@ -154,7 +210,19 @@ def run_memoised(func, args, kwargs, leaves: list):
     return tuple(torch.empty_strided(m[0], m[1], dtype=m[2], device="meta") for m in cached)
 
 
-class MetaMemo(TorchDispatchMode):
+class FastDispatchMode(TorchDispatchMode):
+    """A dispatch mode without torch's per-op Dynamo guard: by default torch
+    wraps ``__torch_dispatch__`` in ``torch._disable_dynamo`` (a few
+    microseconds an op, thousands of ops a build); nothing is compiled
+    inside a meta trace. The opt-out is the one torch's own docstring of
+    ``_should_skip_dynamo`` shows."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False
+
+
+class MetaMemo(FastDispatchMode):
     """Runs aten ops on meta tensors the fast way (see ``run_memoised``).
 
     Also used while building a model on meta, where it turns the in-place

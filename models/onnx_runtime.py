@@ -35,6 +35,7 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +52,9 @@ MAX_BATCH = 1024  # the dynamic batch dimension's upper bound
 PROBE_BATCH = 2
 _LIBRARIES = ("torch", "onnx", "onnxscript", "onnxruntime")
 _EXPORTING = threading.Lock()
+# The stages of a first load, as users read them (the /predict page shows them while a model is prepared).
+EXPORTING = "exporting it to ONNX with torch.export (first use only: up to a minute or so)"
+VERIFYING = "checking the export against eager PyTorch on a probe batch"
 
 
 class OnnxUnavailable(Exception):
@@ -207,9 +211,11 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Path, name: str, *,
-             tolerance: float = TOLERANCE, relative_tolerance: bool = False) -> tuple[Path, Verification]:
+             tolerance: float = TOLERANCE, relative_tolerance: bool = False,
+             on_stage: Callable[[str], None] | None = None) -> tuple[Path, Verification]:
     """The verified export of ``module`` (eval mode, float32) for inputs
-    (N, *input_shape), from the cache or made now (seconds to a minute).
+    (N, *input_shape), from the cache or made now (seconds to a minute;
+    ``on_stage`` hears "exporting ..." and "verifying ..." as they start).
 
     Raises OnnxUnavailable with the reason when onnxruntime is missing, or the
     export or its verification failed (now or when this key was first tried)."""
@@ -226,7 +232,8 @@ def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Pa
             verification = Verification(**{**json.loads(record.read_text())["verification"]})
         else:
             with _EXPORTING:
-                verification, verdict = _export_and_verify(module, input_shape, path, tolerance, relative_tolerance)
+                verification, verdict = _export_and_verify(module, input_shape, path, tolerance, relative_tolerance,
+                                                           on_stage or (lambda text: None))
             if verdict:
                 _write_atomically(record, json.dumps({
                     "name": name, "key": key, "input_shape": list(input_shape), "opset": OPSET,
@@ -239,15 +246,17 @@ def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Pa
 
 
 def _export_and_verify(module: nn.Module, input_shape: tuple[int, int, int], path: Path, tolerance: float,
-                       relative: bool) -> tuple[Verification, bool]:
+                       relative: bool, stage: Callable[[str], None]) -> tuple[Verification, bool]:
     """The verification, and whether it is a verdict worth keeping (the
     export ran and ORT ran it) rather than an exception."""
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as scratch:
         target = Path(scratch) / "model.onnx"
+        stage(EXPORTING)
         try:
             _export(module, target, probe_batch(input_shape).to(next(module.parameters()).device))
         except Exception as exc:  # the exporter raises many kinds; all mean "stay on PyTorch"
             return Verification(ok=False, reason=f"torch.onnx.export failed: {_first_line(exc)}"), False
+        stage(VERIFYING)
         try:
             verification = _verify(module, target, input_shape, tolerance, relative)
         except Exception as exc:  # ORT could not load or run the graph

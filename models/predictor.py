@@ -16,6 +16,7 @@ on PyTorch and ``runtime_reason`` says why.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -67,18 +68,24 @@ class Predictor:
 
     @classmethod
     def load(cls, entry: ModelEntry, device: torch.device, runtime: str = "auto", export_dir: Path | None = None,
-             threads: int = 0, tolerance: float | None = None) -> Predictor:
+             threads: int = 0, tolerance: float | None = None,
+             on_stage: Callable[[str], None] | None = None) -> Predictor:
         """Load the weights (WeightsError when they are not here) and, when ORT
         is wanted, export and verify once (cached under ``export_dir``).
-        ``threads``: ORT intra-op threads (0: one per core)."""
+        ``threads``: ORT intra-op threads (0: one per core); ``on_stage``
+        hears each stage (loading, exporting, verifying ...) as it starts."""
+        stage = on_stage or (lambda text: None)
         choice = wanted_runtime(runtime, device)
+        stage("loading its weights")
         module = load_pretrained(entry, device)
         if choice.runtime == "onnxruntime":
             if export_dir is None:
                 raise ValueError("ONNX Runtime needs an export directory")
             try:
                 path, verification = exported(module, preprocessing_for(entry).input_shape, export_dir, entry.id,
+                                              on_stage=stage,
                                               **({} if tolerance is None else {"tolerance": tolerance}))
+                stage("opening an ONNX Runtime session")
                 ort_model = OrtModel(path, verification, device, threads=threads, spinning=False)
             except OnnxUnavailable as exc:
                 choice = RuntimeChoice("torch", f"ONNX Runtime unavailable for this model ({exc}), so eager PyTorch")

@@ -60,6 +60,12 @@ MAX_BATCH_SIZE = 1024
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # float16 convolutions on a CPU are emulated and meaningless as a speed figure.
 CPU_DTYPES = ("float32", "bfloat16")
+# torch.compile (inductor) is not one of them: it works here (gcc builds its C++
+# kernels; EfficientNet-Lite0's logits within 6e-5 of eager), but compiling that
+# one model for one input shape took 604 s of wall time on the 2 shared cores
+# (bench/torch_compile.py, load average 7-9), and every batch size compiles again
+# (dynamic=False), against a 20 s budget per model here; and its batch-1 latency,
+# 17.3 ms, stays behind ONNX Runtime's (about 6 ms) with no compile wait.
 RUNTIMES = ("eager", "onnxruntime")
 StopReason = Literal["completed", "time_budget", "memory_budget", "out_of_memory"]
 

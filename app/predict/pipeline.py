@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 from app.config import Settings
 from app.errors import InvalidImage, InvalidParameter, NotFound, WeightsUnavailable
 from app.predict.schemas import (Example, PredictionItem, PredictModel, PredictPage, PredictResponse,
-                                 PreprocessingInfo, Timing, WorkerStatus)
+                                 PreparingModel, PreprocessingInfo, Timing, WorkerStatus)
 from app.images import decode_image, degenerate_notes
 from app.predict.worker import InferenceWorker
 from app.names import natural_key
@@ -82,6 +83,7 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
                                f"dark.") from None
 
     try:
+        prepare_ms = await worker.ensure_ready(entry)
         result, preprocess_ms = await worker.predict(entry, prepare, topk)
     except WeightsError as exc:  # the file went away or would not load
         raise WeightsUnavailable(f"{entry.name} cannot predict here: {exc}") from None
@@ -93,7 +95,7 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
         timing_ms=Timing(preprocess=preprocess_ms, inference=result.inference_ms,
                          total=(time.perf_counter() - started) * 1000),
         batch_size=result.batch_size, input_size=list(preprocessing.input_shape), runtime=result.runtime,
-        notes=notes,
+        prepare_ms=prepare_ms, notes=notes,
     )
 
 
@@ -119,38 +121,64 @@ def _preprocessing_info(entry: ModelEntry) -> PreprocessingInfo | None:
     return PreprocessingInfo(kind="image", input_size=list(preprocessing.input_shape), **asdict(preprocessing))
 
 
+def _export_cached(entry: ModelEntry, worker: InferenceWorker) -> bool:
+    """A verified export of this model is on disk (models/onnx_runtime.py's
+    records; one made with other weights or libraries would count too, so
+    this is a hint for the page, never a promise)."""
+    export_dir = getattr(worker.models, "export_dir", None)
+    return export_dir is not None and any('"ok": true' in record.read_text()
+                                          for record in export_dir.glob(f"{entry.id}-*.json"))
+
+
 def _predict_model(entry: ModelEntry, worker: InferenceWorker) -> PredictModel:
     status = weights_status(entry)
     loaded = worker.runtimes.get(entry.id)
-    if loaded is not None:
-        runtime, reason = loaded.runtime, loaded.reason
-    elif status.available:
-        wanted = wanted_runtime(worker.runtime_setting, worker.device)
-        runtime, reason = None, f"Not loaded yet; when it is: {wanted.reason}" + (
-            " (if the export passes; else eager PyTorch, with the reason here)"
-            if wanted.runtime == "onnxruntime" else "")
+    preparing = worker.preparing.get(entry.id)
+    export_cached = None
+    if not status.available:
+        state, runtime, reason = "unavailable", None, "Cannot predict here (no weights)."
+    elif preparing is not None:
+        state, runtime, reason = "preparing", None, f"Being loaded now: {preparing.stage}."
+    elif loaded is not None and worker.models.has(entry.id):
+        state, runtime, reason = "ready", loaded.runtime, loaded.reason
     else:
-        runtime, reason = None, "Cannot predict here (no weights)."
+        state = "not_loaded"
+        wanted = wanted_runtime(worker.runtime_setting, worker.device)
+        runtime, reason = (loaded.runtime, loaded.reason) if loaded else (None, f"Not loaded yet; when it is: {wanted.reason}")
+        if loaded is None and wanted.runtime == "onnxruntime":
+            export_cached = _export_cached(entry, worker)
+            reason += (" (if the export passes; else eager PyTorch, with the reason here). "
+                       + ("A verified export is on disk: its first prediction loads it in seconds."
+                          if export_cached else "Its first prediction exports it and checks the export against "
+                          "PyTorch: about a minute on a small CPU (later loads reuse the export)."))
     return PredictModel(
         id=entry.id, name=entry.name, family=entry.family.name, year=entry.model_year, top1=entry.top1,
         weights=status.status, available=status.available, reason=status.reason,
-        preprocessing=_preprocessing_info(entry), runtime=runtime, runtime_reason=reason,
+        preprocessing=_preprocessing_info(entry), runtime=runtime, runtime_reason=reason, state=state,
+        preparing_stage=preparing.stage if preparing else None,
+        preparing_s=round(preparing.seconds(), 1) if preparing else None, export_cached=export_cached,
     )
 
 
-def predict_page_data(settings: Settings, worker: InferenceWorker) -> PredictPage:
+def predict_page_data(settings: Settings, worker: InferenceWorker, available: bool | None = None) -> PredictPage:
     """Which models can predict here (available first) and why the others
     can't, which runtime each uses and why, the example photos, and the
-    limits a client must respect."""
+    limits a client must respect. ``available``: only the models that can
+    (True) or cannot (False) predict here; None: the whole catalog.
+    ``counts`` always covers the whole catalog."""
     device = str(worker.device)
-    models = sorted((_predict_model(entry, worker) for entry in list_models()),
+    statuses = [(entry, weights_status(entry)) for entry in list_models()]
+    counts = dict(Counter(status.status for _, status in statuses))
+    chosen = [entry for entry, status in statuses if available is None or status.available == available]
+    models = sorted((_predict_model(entry, worker) for entry in chosen),
                     key=lambda m: (not m.available, natural_key(m.name)))
     examples = [Example(name=name, title=title, source=f"{package}: {relative}",
                         url=f"/api/predict/examples/{name}")
                 for name, (package, relative, title) in EXAMPLES.items() if example_path(name) is not None]
     return PredictPage(default_model=settings.default_model, device=device, runtime_setting=settings.runtime,
                        max_upload_bytes=settings.max_upload_bytes, max_image_pixels=settings.max_image_pixels,
-                       default_topk=DEFAULT_TOPK, max_topk=MAX_TOPK, models=models, examples=examples)
+                       default_topk=DEFAULT_TOPK, max_topk=MAX_TOPK, models=models, examples=examples,
+                       counts={status: counts.get(status, 0) for status in ("available", "downloadable", "none")})
 
 
 def worker_status(worker: InferenceWorker) -> WorkerStatus:
@@ -161,4 +189,6 @@ def worker_status(worker: InferenceWorker) -> WorkerStatus:
         batches=sum(sizes.values()), images=sum(size * count for size, count in sizes.items()),
         batch_sizes=sizes, loaded_models=worker.models.ids, predictor=worker.mode,
         replicas=dict(worker.replicas) if worker.mode == "ray" else {},
+        preparing=[PreparingModel(model=model, stage=p.stage, seconds=round(p.seconds(), 1))
+                   for model, p in worker.preparing.items()],
     )

@@ -151,6 +151,14 @@ class RayInference:
     def queued(self) -> int:
         return self._in_flight
 
+    async def ensure_ready(self, entry: ModelEntry) -> float:
+        """Replicas load their models themselves, in the request."""
+        return 0.0
+
+    @property
+    def preparing(self) -> dict:
+        return {}
+
     async def predict(self, entry: ModelEntry, prepare: Callable[[], torch.Tensor],
                       topk: int) -> tuple[Inference, float]:
         with self._lock:
@@ -179,3 +187,6 @@ class _NoModels:
     """Loaded models live in the replicas, not here."""
 
     ids: list[str] = []
+
+    def has(self, model_id: str) -> bool:
+        return False

@@ -4,9 +4,10 @@ JSON twin, the example photos, and the inference worker's counters."""
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from app.deps import lookup_entry
 from app.predict.schemas import PredictPage, PredictResponse, WorkerStatus
@@ -26,20 +27,25 @@ _FORM_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-da
 
 
 @router.post("/api/predict", response_model=PredictResponse, openapi_extra=_FORM_SCHEMA)
-async def api_predict(request: Request) -> PredictResponse:
+async def api_predict(request: Request) -> Response:
     """The top-k classes of an uploaded image. Async: the body streams in
-    bounded, and all model work happens in the thread pool and the worker."""
+    bounded, and all model work happens in the thread pool and the worker.
+    The answer is built once as a PredictResponse and sent as its JSON
+    (``response_model`` documents it; FastAPI would validate it a second time)."""
     started = time.perf_counter()
     settings = request.app.state.settings
     upload = await read_upload(request, settings.max_upload_bytes, "file", ("model", "topk"))
     topk = parse_topk(upload.fields.get("topk"))
     entry = lookup_entry(upload.fields.get("model") or settings.default_model)
-    return await predict(request.app.state.inference, settings, entry, upload.file, topk, started)
+    answer = await predict(request.app.state.inference, settings, entry, upload.file, topk, started)
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.get("/api/predict/models", response_model=PredictPage)
-def api_predict_models(request: Request) -> PredictPage:
-    return predict_page_data(request.app.state.settings, request.app.state.inference)
+def api_predict_models(request: Request, available: Annotated[bool | None, Query(
+        description="true: only the models that can predict here (the /predict page's data); false: only those "
+                    "that can't, each with why; absent: the whole catalog")] = None) -> PredictPage:
+    return predict_page_data(request.app.state.settings, request.app.state.inference, available)
 
 
 @router.get("/api/predict/worker", response_model=WorkerStatus)
@@ -55,6 +61,8 @@ def api_predict_example(name: str) -> FileResponse:
 
 @router.get("/predict", response_class=HTMLResponse)
 def predict_page(request: Request):
-    data = predict_page_data(request.app.state.settings, request.app.state.inference)
+    """Lists the models that can predict (its JSON twin: /api/predict/models?available=true);
+    the whole catalog's list of 1,458 would make the page a megabyte."""
+    data = predict_page_data(request.app.state.settings, request.app.state.inference, available=True)
     return request.app.state.templates.TemplateResponse(
         request, "predict.html", {"data": data, "figure": probability_figure()})

@@ -30,6 +30,9 @@ class PredictResponse(BaseModel):
     batch_size: int = Field(description="How many images shared this forward pass")
     input_size: list[int] = Field(description="[C, H, W] the model was fed")
     runtime: Literal["onnxruntime", "torch"] = Field(description="What ran the forward pass")
+    prepare_ms: float = Field(0.0, description="ms this request waited for the model to be loaded (a first use: "
+                              "weights, and on ONNX Runtime the export and its check; inside timing_ms.total); "
+                              "0 when it was ready")
     notes: list[str] = Field(default_factory=list, description=(
         "Why the predictions say little about this image, when they do: one flat colour (blank), "
         "or a side under 8 pixels stretched to the model's input. Empty for an ordinary picture."))
@@ -61,6 +64,14 @@ class PredictModel(BaseModel):
         None, description="What it predicts on once loaded; null until it has been loaded (see runtime_reason)")
     runtime_reason: str = Field("", description="Why that runtime: the ONNX verification passed, or why it "
                                 "failed or was not tried")
+    state: Literal["ready", "preparing", "not_loaded", "unavailable"] = Field(
+        "not_loaded", description="ready: loaded, predictions take milliseconds; preparing: being loaded now "
+        "(see preparing_stage); not_loaded: its first prediction loads it (see runtime_reason); unavailable: "
+        "no weights here")
+    preparing_stage: str | None = Field(None, description="While preparing: what is being done now")
+    preparing_s: float | None = Field(None, description="While preparing: seconds so far")
+    export_cached: bool | None = Field(None, description="ONNX Runtime wanted and not loaded: whether a verified "
+                                       "export is on disk already (loading then takes seconds, not a minute)")
 
 
 class Example(BaseModel):
@@ -78,8 +89,16 @@ class PredictPage(BaseModel):
     max_image_pixels: int
     default_topk: int
     max_topk: int
-    models: list[PredictModel]
+    models: list[PredictModel]  # the catalog, or with ?available= only those that can (not) predict here
     examples: list[Example]
+    counts: dict[str, int] = Field({}, description="The whole catalog's models by weights status: available "
+                                   "(can predict now), downloadable (published, not here), none")
+
+
+class PreparingModel(BaseModel):
+    model: str
+    stage: str  # what is being done now ("exporting it to ONNX ...")
+    seconds: float  # since it started (or was queued, while waiting for another model)
 
 
 class WorkerStatus(BaseModel):
@@ -95,3 +114,4 @@ class WorkerStatus(BaseModel):
     loaded_models: list[str]  # the LRU, least recently used first
     predictor: Literal["embedded", "ray"] = "embedded"  # the worker thread here, or the Ray Serve deployment
     replicas: dict[str, int] = {}  # Ray mode: replica id -> images it answered for this web worker
+    preparing: list[PreparingModel] = []  # models being loaded now (a first ONNX export takes a minute)

@@ -8,12 +8,14 @@ max_batch_wait_ms for more only while other requests are still being
 preprocessed, so a lone client never waits for company and concurrent
 clients share forward passes. Loaded models (models/predictor.py's
 Predictor: ONNX Runtime or eager PyTorch, see its docstring) live in a
-bounded LRU that only the worker thread fills.
+bounded LRU, filled by app/predict/preparation.py's thread (a first load
+may export to ONNX for a minute; the worker keeps serving the others).
 
 Interface (stable; other features and serving modes rely on it):
 - ``InferenceWorker(device, max_batch_size=, max_batch_wait_ms=, max_queue=,
   loaded_models=, torch_threads=, runtime=, export_dir=, tolerance=)``
-- ``start(preload)`` / ``stop()``: reference-counted lifecycle.
+- ``start(preload)`` / ``stop()``: reference-counted lifecycle; ``preload`` is prepared in the background.
+- ``await ensure_ready(entry) -> ms waited``: loads the model if need be; ``preparing``: what is being loaded.
 - ``await predict(entry, prepare, topk) -> (Inference, preprocess_ms)``:
   ``prepare()`` returns the model's input tensor (``input_shape``, float32); raises Busy when
   the queue is full, WeightsError when the weights are missing.
@@ -26,7 +28,6 @@ Interface (stable; other features and serving modes rely on it):
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import queue
 import threading
@@ -40,11 +41,11 @@ from pathlib import Path
 import torch
 
 from app.errors import Busy
+from app.predict.preparation import Preparation, Preparer
 from models.catalog import ModelEntry
 from models.predictor import Predictor, RuntimeChoice
 
 _STOP = object()
-logger = logging.getLogger("convzoo.inference")
 
 
 @dataclass
@@ -74,17 +75,23 @@ class ModelCache:
         self.capacity = max(1, capacity)
         self.device = device
         self.runtime_setting = runtime
+        self.export_dir = export_dir
         self._load_options = dict(runtime=runtime, export_dir=export_dir, threads=threads, tolerance=tolerance)
         self._models: OrderedDict[str, Predictor] = OrderedDict()
         self._runtimes: dict[str, RuntimeChoice] = {}
         self._lock = threading.Lock()  # status readers on other threads
 
-    def get(self, entry: ModelEntry) -> Predictor:
+    def has(self, model_id: str) -> bool:
+        with self._lock:
+            return model_id in self._models
+
+    def get(self, entry: ModelEntry, on_stage: Callable[[str], None] | None = None) -> Predictor:
+        """The loaded model, loading it first if need be (``on_stage``: each stage's description)."""
         with self._lock:
             if entry.id in self._models:
                 self._models.move_to_end(entry.id)
                 return self._models[entry.id]
-        loaded = Predictor.load(entry, self.device, **self._load_options)
+        loaded = Predictor.load(entry, self.device, on_stage=on_stage, **self._load_options)
         with self._lock:
             self._models[entry.id] = loaded
             self._runtimes[entry.id] = RuntimeChoice(loaded.runtime, loaded.runtime_reason)
@@ -114,6 +121,7 @@ class InferenceWorker:
         self.max_batch_wait_s = max_batch_wait_ms / 1000
         self.torch_threads = torch_threads
         self.models = ModelCache(loaded_models, device, runtime, export_dir, torch_threads, tolerance)
+        self.preparer = Preparer(self.models)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_queue))
         self._incoming = 0  # admitted requests still preprocessing, not queued yet
         # Decoding in more threads than cores is no faster and starves the forward pass.
@@ -132,9 +140,10 @@ class InferenceWorker:
             self._users += 1
             if self._thread is not None:
                 return
-            self._thread = threading.Thread(target=self._run, args=(list(preload),), name="convzoo-inference",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._run, name="convzoo-inference", daemon=True)
             self._thread.start()
+        for entry in preload:  # in the background: the worker serves meanwhile
+            self.preparer.prepare(entry)
 
     def stop(self) -> None:
         with self._lock:
@@ -147,34 +156,61 @@ class InferenceWorker:
 
     # -- the request side (event loop) ------------------------------------
 
+    async def ensure_ready(self, entry: ModelEntry) -> float:
+        """Wait until ``entry`` is loaded (app/predict/preparation.py), and
+        return the ms waited: 0 when it was. Raises what loading raised."""
+        pending = self.preparer.prepare(entry)
+        if pending is None:
+            return 0.0
+        started = time.perf_counter()
+        # shield: a client that leaves must not cancel a preparation others wait on
+        await asyncio.shield(asyncio.wrap_future(pending))
+        return (time.perf_counter() - started) * 1000
+
     async def predict(self, entry: ModelEntry, prepare: Callable[[], torch.Tensor],
                       topk: int) -> tuple[Inference, float]:
         """Preprocess in a pool of one thread per core (``prepare`` decodes and transforms),
         queue, and await the batch's result; also returns preprocessing ms.
-        Refused with Busy at once when the queue is full."""
+        Refused with Busy at once when the queue is full.
+
+        The pool thread queues the job itself, so the event loop wakes once per
+        request (for the answer), not also between preprocessing and queueing."""
         self._refuse_if_full()
         self._count_incoming(+1)  # the worker may wait a little for this one
-        try:
-            started = time.perf_counter()
-            tensor = await asyncio.wrap_future(self._preprocessors.submit(prepare))
-            preprocess_ms = (time.perf_counter() - started) * 1000
-            job = Job(entry, tensor, topk, Future())
+        answer: Future = Future()
+        preprocess_ms = 0.0
+
+        def prepare_and_queue() -> None:
+            nonlocal preprocess_ms
             try:
-                self._queue.put_nowait(job)
-            except queue.Full:
-                self._refuse_if_full(force=True)
-        finally:
-            self._count_incoming(-1)
-        return await asyncio.wrap_future(job.future), preprocess_ms
+                started = time.perf_counter()
+                tensor = prepare()
+                preprocess_ms = (time.perf_counter() - started) * 1000
+            except BaseException as exc:  # a bad image ...: this request's error
+                self._count_incoming(-1)
+                _fail(answer, exc)
+                return
+            with self._lock:  # queued and no longer incoming in one step: the worker never waits for it
+                self._incoming -= 1
+                try:
+                    self._queue.put_nowait(Job(entry, tensor, topk, answer))
+                except queue.Full:
+                    _fail(answer, self._busy())
+
+        self._preprocessors.submit(prepare_and_queue)
+        return await asyncio.wrap_future(answer), preprocess_ms
 
     def _count_incoming(self, delta: int) -> None:
         with self._lock:  # the app may be served by more than one event loop (tests)
             self._incoming += delta
 
-    def _refuse_if_full(self, force: bool = False) -> None:
-        if force or self._queue.full():
-            raise Busy(f"The inference queue is full ({self._queue.maxsize} waiting); try again in a second.",
-                       retry_after_s=1)
+    def _refuse_if_full(self) -> None:
+        if self._queue.full():
+            raise self._busy()
+
+    def _busy(self) -> Busy:
+        return Busy(f"The inference queue is full ({self._queue.maxsize} waiting); try again in a second.",
+                    retry_after_s=1)
 
     # -- statistics ---------------------------------------------------------
 
@@ -199,16 +235,16 @@ class InferenceWorker:
         """Model id -> the runtime it was loaded on and why, for every model loaded so far."""
         return self.models.runtimes
 
+    @property
+    def preparing(self) -> dict[str, Preparation]:
+        """Model id -> its preparation under way (stage, seconds)."""
+        return self.preparer.status()
+
     # -- the worker thread -------------------------------------------------
 
-    def _run(self, preload: list[ModelEntry]) -> None:
+    def _run(self) -> None:
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
-        for entry in preload:
-            try:
-                self._warm_up(entry)
-            except Exception:  # its requests will get the error; the worker must live on
-                logger.exception("Could not preload %s", entry.id)
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -218,11 +254,6 @@ class InferenceWorker:
                 self._run_batch(group)
             if stop:
                 return
-
-    def _warm_up(self, entry: ModelEntry) -> None:
-        """Load a model (exporting it to ONNX the first time) and run one
-        throwaway forward, so that no request pays for either."""
-        self.models.get(entry).warm_up()
 
     def _gather(self, first: Job) -> tuple[list[Job], bool]:
         """The first job plus what is queued, waiting briefly only while more
@@ -276,6 +307,12 @@ def run_batch(predictor: Predictor, requests: list[tuple[torch.Tensor, int]]) ->
                                  labels=[predictor.categories[i] for i in idx], inference_ms=elapsed_ms,
                                  batch_size=len(requests), runtime=predictor.runtime))
     return results
+
+
+def _fail(future: Future, exc: BaseException) -> None:
+    """Fail a request's future unless its client has gone (cancelled)."""
+    if future.set_running_or_notify_cancel():
+        future.set_exception(exc)
 
 
 def _by_model(batch: list[Job]) -> list[list[Job]]:

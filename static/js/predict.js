@@ -5,6 +5,7 @@
   const data = JSON.parse(document.getElementById("predict-data").textContent);
   const figure = JSON.parse(document.getElementById("predict-figure").textContent);
   const names = Object.fromEntries(data.models.map((m) => [m.id, m.name]));
+  const byId = Object.fromEntries(data.models.map((m) => [m.id, m]));
   const $ = (id) => document.getElementById(id);
   let current = null;  // the Blob being shown
   let run = 0;  // the latest request: an older answer arriving late is dropped
@@ -55,6 +56,39 @@
     return body;
   }
 
+  // What a first prediction with the chosen model will cost, from the page's data.
+  function showModelState() {
+    const m = byId[$("model-select").value];
+    const hint = $("model-state");
+    hint.dataset.state = m ? m.state : "";
+    if (!m || m.state === "ready") hint.textContent = "";
+    else if (m.state === "preparing") hint.textContent = "Being prepared now: " + m.preparing_stage + ".";
+    else if (m.export_cached === false) {
+      hint.textContent = "Not loaded yet: its first prediction prepares it (export to ONNX Runtime and a check " +
+        "against PyTorch, about a minute on a small CPU); later ones take milliseconds.";
+    } else hint.textContent = "Not loaded yet: its first prediction loads it (seconds).";
+  }
+
+  // While an answer is pending, say so when the model is being prepared (a first ONNX export takes a minute).
+  function watchPreparation(model, mine) {
+    let timer = null;
+    async function poll() {
+      try {
+        const worker = await (await fetch("/api/predict/worker")).json();
+        if (mine !== run || timer === null) return;
+        const prep = worker.preparing.find((p) => p.model === model);
+        if (prep) {
+          $("status").textContent = "Preparing " + names[model] + " for its first prediction: " + prep.stage +
+            " (" + Math.round(prep.seconds) + " s so far). Later predictions take milliseconds.";
+          $("status").dataset.state = "preparing";
+        }
+      } catch (err) { /* the prediction's own answer reports failures */ }
+      if (timer !== null) timer = setTimeout(poll, 1000);
+    }
+    timer = setTimeout(poll, 400);
+    return () => { clearTimeout(timer); timer = null; delete $("status").dataset.state; };
+  }
+
   async function runMain() {
     if (!current) return;
     const model = $("model-select").value;
@@ -62,17 +96,23 @@
     clearResult();
     $("status").textContent = "Predicting with " + names[model] + "…";
     $("status").classList.remove("error");
+    const stopWatching = watchPreparation(model, mine);
     try {
       const body = await predict(model);
+      stopWatching();
+      byId[model].state = "ready";
+      showModelState();
       if (mine !== run) return;
       draw($("chart-main"), body);
       showNotes(body.notes);
       const t = body.timing_ms;
       $("status").textContent = "Top-" + body.predictions.length + " of " + names[model] + ":";
       $("timing").textContent = "preprocess " + t.preprocess.toFixed(1) + " ms, inference " +
-        t.inference.toFixed(1) + " ms (batch of " + body.batch_size + ") on " + body.device +
-        ", total " + t.total.toFixed(1) + " ms";
+        t.inference.toFixed(1) + " ms (batch of " + body.batch_size + ") on " + body.device + " (" +
+        body.runtime + "), total " + t.total.toFixed(1) + " ms" +
+        (body.prepare_ms > 0 ? ", of which " + (body.prepare_ms / 1000).toFixed(1) + " s preparing the model (first use)" : "");
     } catch (err) {
+      stopWatching();
       if (mine !== run) return;
       clearResult();
       $("status").textContent = err.message;
@@ -111,7 +151,8 @@
   }
 
   $("file-input").addEventListener("change", (e) => e.target.files[0] && show(e.target.files[0]));
-  $("model-select").addEventListener("change", runMain);
+  $("model-select").addEventListener("change", () => { showModelState(); runMain(); });
+  showModelState();
   $("compare-run").addEventListener("click", runCompare);
   // Ticks changed: the side-by-side results are for the old set until run again.
   $("compare-pick").addEventListener("change", () => $("compare-grid").classList.add("stale"));

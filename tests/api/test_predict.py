@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import re
+import time
 
 import httpx
 import pytest
@@ -289,20 +290,44 @@ def test_a_full_queue_answers_busy(tmp_path, photos):
 
 # -- the page's data and the examples -----------------------------------------
 
-def test_page_data_equals_its_json_twin(client):
-    api = client.get("/api/predict/models").json()
+def _settled(client) -> None:
+    """No model being prepared (the start-up preload), so two reads of the state agree."""
+    for _ in range(600):
+        if not client.get("/api/predict/worker").json()["preparing"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError("a model is still being prepared after a minute")
+
+
+def test_page_data_equals_its_json_twin(client, photos):
+    """The page lists the models that can predict (its twin: ?available=true),
+    so it stays small; the whole catalog, with each reason, stays in the API."""
+    _settled(client)
+    assert labels(predict(client, photos["coffee"]))[0] == "espresso"  # the default model is loaded
+    everything = client.get("/api/predict/models").json()
+    api = client.get("/api/predict/models", params={"available": "true"}).json()
     page = client.get("/predict")
-    assert page.status_code == 200
+    assert page.status_code == 200 and len(page.content) < 100_000, len(page.content)
     embedded = re.search(r'<script type="application/json" id="predict-data">(.*?)</script>', page.text, re.S)
     assert json.loads(embedded.group(1)) == api
-    by_id = {m["id"]: m for m in api["models"]}
+    assert {m["id"] for m in api["models"]} == {m["id"] for m in everything["models"] if m["available"]}
+    assert {"efficientnet_lite0", "lenet5"} <= {m["id"] for m in api["models"]}
+    missing = client.get("/api/predict/models", params={"available": "false"}).json()
+    assert all(not m["available"] and m["state"] == "unavailable" for m in missing["models"])
+    assert len(api["models"]) + len(missing["models"]) == len(everything["models"]) == len(list_models())
+    assert api["counts"] == everything["counts"] == missing["counts"]
+    assert api["counts"]["available"] == len(api["models"]) and sum(api["counts"].values()) == len(list_models())
+    assert f"{api['counts']['downloadable']:,} publish weights that are not on this" in page.text
+    by_id = {m["id"]: m for m in everything["models"]}
     assert by_id["efficientnet_lite0"]["available"] and api["default_model"] == "efficientnet_lite0"
+    assert by_id["efficientnet_lite0"]["state"] == "ready"
     assert not by_id["vgg16"]["available"] and "convzoo weights fetch vgg16" in by_id["vgg16"]["reason"]
     assert by_id["nin"]["preprocessing"] is None
     assert by_id["resnet50"]["preprocessing"] == {
         "kind": "image", "input_size": [3, 224, 224], "resize": 232, "crop": 224, "interpolation": "bilinear",
         "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "description": None}
     assert sorted(by_id) == sorted(entry.id for entry in list_models())
+    assert_error(client.get("/api/predict/models", params={"available": "maybe"}), 422, "invalid_parameter")
 
 
 def test_examples_are_served_by_name_only(client, photos):

@@ -4,6 +4,7 @@ request leaves the server."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torchvision
 
@@ -20,8 +21,11 @@ def test_upload_example_and_side_by_side(page, live_server, photos, tmp_path, mo
     p = page.page
     p.goto(f"{live_server}/predict")
     assert p.locator("#model-select option:checked").inner_text().strip() == "EfficientNet-Lite0"
-    assert p.locator("#model-select option[value=vgg16]").is_disabled()
-    assert "convzoo weights fetch vgg16" in p.locator(".unavailable tr[data-model=vgg16]").text_content()
+    # Only the models that can predict are offered; the others are counted, with a link to each one's reason.
+    assert p.locator("#model-select option[value=vgg16]").count() == 0
+    assert p.locator("#model-select option[value=squeezenet1_1]").count() == 1
+    assert "convzoo weights fetch" in p.locator("#unavailable-note").inner_text()
+    assert p.locator("#unavailable-note a").get_attribute("href") == "/api/predict/models?available=false"
 
     p.set_input_files("#file-input", str(photos["chelsea"]))
     chart = p.locator("#chart-main[data-top1]")
@@ -92,4 +96,43 @@ def test_a_photo_of_a_handwritten_digit_read_by_lenet5(page, live_server, tmp_pa
     ticks = p.locator("#chart-main .ytick text").evaluate_all("els => els.map(e => e.textContent)")
     assert len(set(ticks)) == 5 and str(labels[3]) in ticks  # one tick per digit: a category axis, not numbers
     page.screenshot("predict-digit")
+    page.assert_clean()
+
+
+def test_a_first_load_says_the_model_is_being_prepared(page, live_server, photos, monkeypatch):
+    """Lite1's first prediction (on ONNX Runtime: an export of up to a minute)
+    shows its stage while the page waits; the real load is held at its start
+    until the page has shown it."""
+    import threading
+
+    import models.predictor
+
+    p = page.page
+    p.goto(f"{live_server}/predict")
+    lite1 = next(m for m in p.evaluate("JSON.parse(document.getElementById('predict-data').textContent).models")
+                 if m["id"] == "efficientnet_lite1")
+    if lite1["state"] != "not_loaded":
+        pytest.skip("an earlier test in this session loaded Lite1 already")
+    gate = threading.Event()
+    real_load = models.predictor.load_pretrained
+
+    def held(entry, device):
+        if entry.id == "efficientnet_lite1":
+            gate.wait(120)
+        return real_load(entry, device)
+
+    monkeypatch.setattr(models.predictor, "load_pretrained", held)
+    try:
+        p.select_option("#model-select", "efficientnet_lite1")
+        assert "Not loaded yet" in p.locator("#model-state").inner_text()
+        p.set_input_files("#file-input", str(photos["chelsea"]))
+        # (it may first wait behind the start-up preload of another model)
+        p.locator("#status[data-state=preparing]", has_text="Preparing EfficientNet-Lite1 for its first "
+                  "prediction: loading its weights").wait_for(timeout=60_000)
+        page.screenshot("predict-preparing")
+    finally:
+        gate.set()
+    p.locator("#chart-main[data-top1]").wait_for(timeout=180_000)
+    assert "preparing the model (first use)" in p.locator("#timing").inner_text()
+    assert p.locator("#model-state").inner_text() == ""
     page.assert_clean()
