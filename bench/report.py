@@ -89,6 +89,7 @@ SCALE_RUNS = [
     ("load-2-workers-first-fixes.json", "first fixes: 2 workers"),
     ("load.json", "then: 1 worker"),
     ("load-2-workers.json", "then: 2 workers"),
+    ("load-1-worker-model-page.json", "model page fixes: 1 worker"),
 ]
 
 

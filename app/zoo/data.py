@@ -99,10 +99,7 @@ def _totals(analysis: Analysis) -> Totals:
 
 
 def _layers(analysis: Analysis) -> list[Layer]:
-    """The API's rows, built without validation (model_construct): the analysis' rows are typed
-    already (models.analysis.LayerRow, the same fields), and validating each row and formula
-    was the largest part of a big net's page (nasnetalarge: 1,505 rows)."""
-    layers = [Layer.model_construct(**vars(row)) for row in analysis.layers]
+    layers = [Layer(**vars(row)) for row in analysis.layers]
     for layer in layers:
         layer.formulas = layer_formulas(layer)
     return layers

@@ -21,11 +21,6 @@ LINEARS = {"Linear", "NonDynamicallyQuantizableLinear"}
 TF_SAME = {"Conv2dSame", "MaxPool2dSame", "AvgPool2dSame"}  # timm: padding computed at run time
 
 
-# Built without validation: every field is set here from the analysis' typed rows (ints, lists,
-# str), and validating the formulas of a 1,500-row table cost more than rendering it.
-_formula = Formula.model_construct
-
-
 def _pair(value: Any) -> tuple[Any, Any]:
     return (value[0], value[1]) if isinstance(value, (list, tuple)) else (value, value)
 
@@ -69,9 +64,9 @@ def output_size(layer: Layer) -> Formula | None:
         if "output_size" not in a:  # e.g. (None, 7): one side follows the input
             return None
         out = list(_pair(a["output_size"]))
-        return _formula(kind="output_size", label="Output size", symbolic="fixed by output_size",
-                        expression=f"{height}×{width} → {out[0]}×{out[1]} (the window adapts to the input)",
-                        value=out)
+        return Formula(kind="output_size", label="Output size", symbolic="fixed by output_size",
+                       expression=f"{height}×{width} → {out[0]}×{out[1]} (the window adapts to the input)",
+                       value=out)
     kernel, stride = _pair(a["kernel_size"]), _pair(a.get("stride") or a["kernel_size"])
     dilation = _pair(a.get("dilation", 1))
     ceil_mode = bool(a.get("ceil_mode", False))
@@ -96,8 +91,8 @@ def output_size(layer: Layer) -> Formula | None:
         expression = dims[0][1]
     else:
         expression = f"H: {dims[0][1]}; W: {dims[1][1]}"
-    return _formula(kind="output_size", label="Output size", symbolic=symbolic, expression=expression,
-                    value=[dims[0][0], dims[1][0]], note=note)
+    return Formula(kind="output_size", label="Output size", symbolic=symbolic, expression=expression,
+                   value=[dims[0][0], dims[1][0]], note=note)
 
 
 def params(layer: Layer) -> Formula | None:
@@ -109,21 +104,21 @@ def params(layer: Layer) -> Formula | None:
         per_filter = kh * kw * c_in // groups
         kernel = f"{kh}·{kw}·{c_in}" + (f"/{groups}" if groups != 1 else "")
         if bias:
-            return _formula(kind="params", label="Parameters", symbolic="(F·F·C_in/groups + 1)·C_out",
-                            expression=f"({kernel} + 1)·{c_out} = {_n((per_filter + 1) * c_out)}",
-                            value=(per_filter + 1) * c_out)
-        return _formula(kind="params", label="Parameters", symbolic="F·F·C_in/groups·C_out (no bias)",
-                        expression=f"{kernel}·{c_out} = {_n(per_filter * c_out)}", value=per_filter * c_out)
+            return Formula(kind="params", label="Parameters", symbolic="(F·F·C_in/groups + 1)·C_out",
+                           expression=f"({kernel} + 1)·{c_out} = {_n((per_filter + 1) * c_out)}",
+                           value=(per_filter + 1) * c_out)
+        return Formula(kind="params", label="Parameters", symbolic="F·F·C_in/groups·C_out (no bias)",
+                       expression=f"{kernel}·{c_out} = {_n(per_filter * c_out)}", value=per_filter * c_out)
     if layer.type in LINEARS:
         n_in, n_out = a["in_features"], a["out_features"]
         if bias:
-            return _formula(kind="params", label="Parameters", symbolic="(in + 1)·out",
-                            expression=f"({n_in} + 1)·{n_out} = {_n((n_in + 1) * n_out)}", value=(n_in + 1) * n_out)
-        return _formula(kind="params", label="Parameters", symbolic="in·out (no bias)",
-                        expression=f"{n_in}·{n_out} = {_n(n_in * n_out)}", value=n_in * n_out)
+            return Formula(kind="params", label="Parameters", symbolic="(in + 1)·out",
+                           expression=f"({n_in} + 1)·{n_out} = {_n((n_in + 1) * n_out)}", value=(n_in + 1) * n_out)
+        return Formula(kind="params", label="Parameters", symbolic="in·out (no bias)",
+                       expression=f"{n_in}·{n_out} = {_n(n_in * n_out)}", value=n_in * n_out)
     if layer.type in POOLS | ADAPTIVE_POOLS:
-        return _formula(kind="params", label="Parameters", symbolic="",
-                        expression="0 (pooling has no weights)", value=0)
+        return Formula(kind="params", label="Parameters", symbolic="",
+                       expression="0 (pooling has no weights)", value=0)
     return None
 
 
@@ -137,22 +132,22 @@ def macs(layer: Layer) -> Formula | None:
         c_in, c_out, groups = a["in_channels"], a["out_channels"], a.get("groups", 1)
         value = h_out * w_out * kh * kw * c_in // groups * c_out
         group_text = f"/{groups}" if groups != 1 else ""
-        return _formula(kind="macs", label="MACs", symbolic="H_out·W_out·F·F·C_in/groups·C_out",
-                        expression=f"{h_out}·{w_out}·{kh}·{kw}·{c_in}{group_text}·{c_out} = {_n(value)}", value=value,
-                        note="FLOPs = 2·MACs; the bias adds are not counted")
+        return Formula(kind="macs", label="MACs", symbolic="H_out·W_out·F·F·C_in/groups·C_out",
+                       expression=f"{h_out}·{w_out}·{kh}·{kw}·{c_in}{group_text}·{c_out} = {_n(value)}", value=value,
+                       note="FLOPs = 2·MACs; the bias adds are not counted")
     if layer.type in LINEARS:
         n_in, n_out = a["in_features"], a["out_features"]
         rows = math.prod(layer.output_shape[:-1])
         if rows == 1:
-            return _formula(kind="macs", label="MACs", symbolic="in·out",
-                            expression=f"{n_in}·{n_out} = {_n(n_in * n_out)}", value=n_in * n_out,
-                            note="FLOPs = 2·MACs")
-        return _formula(kind="macs", label="MACs", symbolic="N·in·out (N vectors, e.g. tokens)",
-                        expression=f"{rows}·{n_in}·{n_out} = {_n(rows * n_in * n_out)}", value=rows * n_in * n_out,
-                        note="FLOPs = 2·MACs")
+            return Formula(kind="macs", label="MACs", symbolic="in·out",
+                           expression=f"{n_in}·{n_out} = {_n(n_in * n_out)}", value=n_in * n_out,
+                           note="FLOPs = 2·MACs")
+        return Formula(kind="macs", label="MACs", symbolic="N·in·out (N vectors, e.g. tokens)",
+                       expression=f"{rows}·{n_in}·{n_out} = {_n(rows * n_in * n_out)}", value=rows * n_in * n_out,
+                       note="FLOPs = 2·MACs")
     if layer.type in POOLS | ADAPTIVE_POOLS:
-        return _formula(kind="macs", label="MACs", symbolic="",
-                        expression="0 (a max or mean of each window: no multiply-adds)", value=0)
+        return Formula(kind="macs", label="MACs", symbolic="",
+                       expression="0 (a max or mean of each window: no multiply-adds)", value=0)
     return None
 
 

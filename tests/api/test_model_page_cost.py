@@ -1,6 +1,5 @@
-"""What keeps the model page cheap (issue 11): its rows and formulas are built without
-validating each, yet serialise exactly as validated ones; the pool's answers it did not
-wait for are kept for the next view."""
+"""The model page under load (issue 11): it never waits behind other pages' pool jobs,
+keeps the pool's answers it did not wait for, and its table holds the JSON twin's rows."""
 
 from __future__ import annotations
 
@@ -12,9 +11,9 @@ from app.zoo.schemas import LayersResponse, ModelDetail
 
 
 @pytest.mark.parametrize("model_id", ["alexnet", "googlenet", "inception_v3", "timm-levit_128s", "timm-mvitv2_tiny"])
-def test_layer_rows_built_unvalidated_serialise_as_validated_ones(client, model_id):
+def test_the_page_table_holds_the_json_twins_rows(client, model_id):
     """Convs, pools (ceil mode, adaptive), linears, attention, MViTv2's unrecorded pools: the
-    twin's bytes equal those of the same rows validated by the schema."""
+    twin's bytes are its schema's, and the page lists the same rows, every one."""
     body = client.get(f"/api/models/{model_id}/layers").content
     assert LayersResponse.model_validate_json(body).model_dump_json().encode() == body
     page = client.get(f"/models/{model_id}")  # the same rows, every one in the table
