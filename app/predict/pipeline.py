@@ -191,4 +191,5 @@ def worker_status(worker: InferenceWorker) -> WorkerStatus:
         replicas=dict(worker.replicas) if worker.mode == "ray" else {},
         preparing=[PreparingModel(model=model, stage=p.stage, seconds=round(p.seconds(), 1))
                    for model, p in worker.preparing.items()],
+        waiting_for_load=worker.waiting_for_load,
     )

@@ -159,6 +159,10 @@ class RayInference:
     def preparing(self) -> dict:
         return {}
 
+    @property
+    def waiting_for_load(self) -> int:  # nothing waits here: replicas load in the request
+        return 0
+
     async def predict(self, entry: ModelEntry, prepare: Callable[[], torch.Tensor],
                       topk: int) -> tuple[Inference, float]:
         with self._lock:

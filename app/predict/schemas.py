@@ -115,3 +115,4 @@ class WorkerStatus(BaseModel):
     predictor: Literal["embedded", "ray"] = "embedded"  # the worker thread here, or the Ray Serve deployment
     replicas: dict[str, int] = {}  # Ray mode: replica id -> images it answered for this web worker
     preparing: list[PreparingModel] = []  # models being loaded now (a first ONNX export takes a minute)
+    waiting_for_load: int = 0  # requests waiting for one of those loads (at most max_queue; the rest get 503)

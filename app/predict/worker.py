@@ -124,6 +124,7 @@ class InferenceWorker:
         self.preparer = Preparer(self.models)
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_queue))
         self._incoming = 0  # admitted requests still preprocessing, not queued yet
+        self._waiting_for_load = 0  # requests waiting for a model's first load (each holds its upload)
         # Decoding in more threads than cores is no faster and starves the forward pass.
         self._preprocessors = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="convzoo-preprocess")
         self._thread: threading.Thread | None = None
@@ -158,13 +159,23 @@ class InferenceWorker:
 
     async def ensure_ready(self, entry: ModelEntry) -> float:
         """Wait until ``entry`` is loaded (app/predict/preparation.py), and
-        return the ms waited: 0 when it was. Raises what loading raised."""
+        return the ms waited: 0 when it was. Raises what loading raised, and Busy
+        when ``max_queue`` requests already wait for the load."""
         pending = self.preparer.prepare(entry)
         if pending is None:
             return 0.0
+        with self._lock:  # as many may wait for a load as may wait in the queue; the rest are told to come back
+            if self._waiting_for_load >= self._queue.maxsize:
+                raise Busy(f"{entry.id} is being loaded and {self._waiting_for_load} requests already wait for it; "
+                           "try again in a few seconds.", retry_after_s=5)
+            self._waiting_for_load += 1
         started = time.perf_counter()
-        # shield: a client that leaves must not cancel a preparation others wait on
-        await asyncio.shield(asyncio.wrap_future(pending))
+        try:
+            # shield: a client that leaves must not cancel a preparation others wait on
+            await asyncio.shield(asyncio.wrap_future(pending))
+        finally:
+            with self._lock:
+                self._waiting_for_load -= 1
         return (time.perf_counter() - started) * 1000
 
     async def predict(self, entry: ModelEntry, prepare: Callable[[], torch.Tensor],
@@ -234,6 +245,11 @@ class InferenceWorker:
     def runtimes(self) -> dict[str, RuntimeChoice]:
         """Model id -> the runtime it was loaded on and why, for every model loaded so far."""
         return self.models.runtimes
+
+    @property
+    def waiting_for_load(self) -> int:
+        """Requests waiting for a model's first load (at most ``max_queue``)."""
+        return self._waiting_for_load
 
     @property
     def preparing(self) -> dict[str, Preparation]:

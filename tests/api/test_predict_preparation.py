@@ -31,9 +31,8 @@ def _post(client, photo, model):
     return client.post("/api/predict", files={"file": ("photo", photo.read_bytes())}, data={"model": model})
 
 
-def test_a_first_load_shows_its_stage_while_loaded_models_keep_answering(tmp_path, photos, monkeypatch):
-    """Eager runtime (no export) keeps it quick; the real weight loading is
-    held at its start until the test has seen the state."""
+def _hold_lite1s_load(monkeypatch) -> threading.Event:
+    """Lite1's real weight loading waits for the returned event."""
     gate = threading.Event()
     real_load = models.predictor.load_pretrained
 
@@ -43,6 +42,13 @@ def test_a_first_load_shows_its_stage_while_loaded_models_keep_answering(tmp_pat
         return real_load(entry, device)
 
     monkeypatch.setattr(models.predictor, "load_pretrained", held)
+    return gate
+
+
+def test_a_first_load_shows_its_stage_while_loaded_models_keep_answering(tmp_path, photos, monkeypatch):
+    """Eager runtime (no export) keeps it quick; the real weight loading is
+    held at its start until the test has seen the state."""
+    gate = _hold_lite1s_load(monkeypatch)
     with TestClient(create_app(make_settings(cache_dir=tmp_path, runtime="torch"))) as client, \
             ThreadPoolExecutor(1) as pool:
         _check(client, pool, photos, gate)
@@ -88,3 +94,28 @@ def test_a_model_not_exported_yet_says_its_first_prediction_takes_a_minute(clien
         pytest.skip("Lite2 was exported or loaded by an earlier test in this session")
     assert lite2["export_cached"] is False
     assert "about a minute" in lite2["runtime_reason"]
+
+
+def test_requests_waiting_for_a_load_are_bounded_like_the_queue(tmp_path, photos, monkeypatch):
+    """With max_queue 2, two requests may wait for Lite1's load; a third is told 503 busy at once (with
+    Retry-After), Lite0 keeps answering, and the two waiting get their answers once the load is done."""
+    gate = _hold_lite1s_load(monkeypatch)
+    with TestClient(create_app(make_settings(cache_dir=tmp_path, runtime="torch", max_queue=2))) as client, \
+            ThreadPoolExecutor(2) as pool:
+        try:
+            waiting = [pool.submit(_post, client, photos["chelsea"], "efficientnet_lite1") for _ in range(2)]
+            _wait_for("Lite1 loading (Lite0's start-up load done)", lambda: next(
+                (p for p in client.get("/api/predict/worker").json()["preparing"]
+                 if p["model"] == "efficientnet_lite1" and p["stage"] == "loading its weights"), None))
+            _wait_for("two requests waiting for Lite1's load",
+                      lambda: client.get("/api/predict/worker").json()["waiting_for_load"] == 2 or None)
+            third = _post(client, photos["chelsea"], "efficientnet_lite1")
+            assert third.status_code == 503, third.text
+            assert third.json()["error"]["code"] == "busy" and int(third.headers["Retry-After"]) >= 1
+            assert "being loaded" in third.json()["error"]["message"]
+            assert _post(client, photos["coffee"], "efficientnet_lite0").status_code == 200
+        finally:
+            gate.set()
+        assert [w.result(timeout=120).status_code for w in waiting] == [200, 200]
+        assert client.get("/api/predict/worker").json()["waiting_for_load"] == 0
+        assert _post(client, photos["chelsea"], "efficientnet_lite1").status_code == 200
