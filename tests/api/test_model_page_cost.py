@@ -10,7 +10,7 @@ import pytest
 from app.zoo.schemas import LayersResponse, ModelDetail
 
 
-@pytest.mark.parametrize("model_id", ["alexnet", "googlenet", "inception_v3", "timm-levit_128s", "timm-mvitv2_tiny"])
+@pytest.mark.parametrize("model_id", ["alexnet", "googlenet", "inception_v3", "timm-deit_tiny_patch16_224", "timm-mvitv2_tiny"])
 def test_the_page_table_holds_the_json_twins_rows(client, model_id):
     """Convs, pools (ceil mode, adaptive), linears, attention, MViTv2's unrecorded pools: the
     twin's bytes are its schema's, and the page lists the same rows, every one."""
