@@ -26,7 +26,7 @@ from models.analysis import MAX_RESOLUTION, Analysis, AnalysisError, analyse, in
 from models.build import build_on_meta
 from models.catalog import ModelEntry
 from models.digits import DATASET as DIGITS_DATASET
-from models.registry import MODEL_ID_PATTERN, get_entry, list_models
+from models.registry import MODEL_ID_PATTERN, UnknownModelError, get_entry, list_models
 from models.resolution import ResolutionRule, resolution_rule
 from models.timm_zoo import is_reparameterisable
 from models.weights import TRAINED_HERE, lenet5_training, weights_status
@@ -157,7 +157,7 @@ def _in_pool(cache: AnalysisCache, key: tuple, function: Callable, *args, urgent
             _WAITING.remove(queued)
         else:
             future = _IN_FLIGHT[key] = Future()
-            future.add_done_callback(lambda _: _forget_in_flight(key))
+            future.add_done_callback(lambda done: _forget_in_flight(key, done))
             if not urgent:
                 _WAITING.append((cache.pool, function, args, future))
     if urgent:
@@ -199,9 +199,15 @@ def _lane_free() -> None:
     threading.Thread(target=_hand_next, daemon=True).start()  # not in the pool's result thread
 
 
-def _forget_in_flight(key: tuple) -> None:
+def _forget_in_flight(key: tuple, done: Future) -> None:
     with _IN_FLIGHT_LOCK:
         _IN_FLIGHT.pop(key, None)
+    if not done.cancelled() and isinstance(done.exception(), UnknownModelError):
+        _HERE_ONLY.add(key[1])  # (kind, model id, ...): from now on worked out in this process
+
+
+# Entries a pool process could not look up by id (registered in this process's catalog at run time).
+_HERE_ONLY: set[str] = set()
 
 
 def _result(future: Future, wait_s: float | None):
@@ -218,7 +224,7 @@ _PENDING = object()
 def _off_thread(cache: AnalysisCache, entry: ModelEntry) -> bool:
     """Whether ``entry``'s work can go to the pool: a pool process rebuilds catalog entries by id;
     a user's network (app/custom) lives in this process only, and is small."""
-    return cache.pool is not None and registered(entry)
+    return cache.pool is not None and registered(entry) and entry.id not in _HERE_ONLY
 
 
 def _waiting(cache: AnalysisCache, entry: ModelEntry, resolution: int | None, wait_s: float):
@@ -256,7 +262,10 @@ def inference_form_totals(cache: AnalysisCache, entry: ModelEntry, resolution: i
                 future = _in_pool(cache, ("form", *key), inference_form_to_file, entry.id, resolution, str(path),
                                   urgent=wait_s is None)
                 future.add_done_callback(lambda done: _keep_inference_form(key, done))
-                found = _result(future, wait_s)
+                try:
+                    found = _result(future, wait_s)
+                except UnknownModelError:  # registered at run time in this process only
+                    found = inference_form_to_file(entry.id, resolution, str(path))
                 if found is _PENDING:
                     return None
         _keep_inference_form(key, found)
@@ -295,8 +304,11 @@ def model_rule(cache: AnalysisCache, entry: ModelEntry, wait_s: float | None = N
         pass
     if not _off_thread(cache, entry):
         return resolution_rule_to_file(entry.id, str(path), entry)
-    found = _result(_in_pool(cache, ("rule", entry.id, cache.versions), resolution_rule_to_file, entry.id, str(path),
-                             urgent=wait_s is None), wait_s)
+    try:
+        found = _result(_in_pool(cache, ("rule", entry.id, cache.versions), resolution_rule_to_file, entry.id,
+                                 str(path), urgent=wait_s is None), wait_s)
+    except UnknownModelError:  # registered at run time in this process only
+        return resolution_rule_to_file(entry.id, str(path), entry)
     return None if found is _PENDING else found
 
 
