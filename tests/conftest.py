@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis.internal import lambda_sources
 
 from app.config import Settings
 from app.main import create_app
@@ -33,6 +34,21 @@ CHROMIUM_ARGS = [
 TEST_CACHE_DIR = Path(os.environ.setdefault("CONVZOO_TEST_CACHE_DIR", tempfile.mkdtemp(prefix="convzoo-test-")))
 # LeNet-5 is trained once per test session, into the session's cache.
 set_trained_weights_dir(TEST_CACHE_DIR / "weights")
+
+
+def _lambda_description_or_unknown(function, *args, **kwargs):
+    """Hypothesis parses a lambda's source only to describe it. CPython 3.11.7's ast.parse may raise
+    SystemError "AST constructor recursion depth mismatch" deep in a stack (python/cpython#106905, fixed in
+    3.11.8), which failed the schemathesis test's collection at random; a lambda it cannot describe is
+    described as unknown instead, as Hypothesis does for one whose source it cannot find."""
+    try:
+        return _describe_lambda(function, *args, **kwargs)
+    except SystemError:
+        return "lambda: <unknown>"
+
+
+_describe_lambda = lambda_sources._lambda_description
+lambda_sources._lambda_description = _lambda_description_or_unknown
 
 
 def make_settings(**overrides) -> Settings:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from schemathesis.checks import negative_data_rejection
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
@@ -31,4 +32,8 @@ def warm_catalog():
 @schema.parametrize()
 @hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case):
-    case.call_and_validate()
+    # A multipart form sends an array as one field per item, so an empty array arrives as no field at all: the
+    # same request as leaving an optional field out, which the server rightly accepts (the default applies).
+    empty_form_array = case.media_type == "multipart/form-data" and isinstance(case.body, dict) and any(
+        value == [] for value in case.body.values())
+    case.call_and_validate(excluded_checks=[negative_data_rejection] if empty_form_array else None)
