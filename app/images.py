@@ -44,7 +44,7 @@ _STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;1
 # 16-bit: + the scaled copy + L, then L + RGB (+ a byte measured); 32-bit (I, F): + the scaled
 # copy + L. Measured peaks match these within 2% (tests/unit/test_images.py).
 _PEAK_BYTES = {"RGB": 4, "1": 5, "L": 5, "P": 5, "CMYK": 8, "RGBA": 8, "RGBa": 8, "LA": 12, "La": 12, "PA": 12,
-               "I;16": 8, "I;16L": 8, "I;16B": 8, "I;16N": 8, "I": 9, "F": 9}
+               "I;16": 8, "I;16L": 8, "I;16B": 12, "I;16N": 12, "I": 9, "F": 9}
 _OTHER_MODE_PEAK = 8  # YCbCr, LAB, HSV ...: 32-bit pixels + the RGB copy
 # Decoders that hold more than the image: libwebp decodes into its own RGBA (or, lossless, ARGB
 # and transform) buffers that Pillow then copies (measured: up to 22 bytes per pixel in all).
@@ -168,6 +168,8 @@ def _high_depth_to_l(image: Image.Image) -> Image.Image:
     up to 255 as is, up to 65535 as 16-bit, beyond that by their maximum;
     rounded, negatives black. Pillow's own ops: one scaled copy and the L
     image beside the decoded one (``_PEAK_BYTES``)."""
+    if image.mode in ("I;16B", "I;16N"):  # Pillow's extrema and point tables take little-endian 16-bit only
+        image = image.convert("I")
     top = image.getextrema()[1]
     scale = 1.0 if top <= 255 else 255 / (65535 if top <= 65535 else top)
     if scale != 1.0 or image.mode == "F":

@@ -39,19 +39,22 @@ def test_real_photos_decode_to_rgb(photos):
     assert (camera.mode, camera.size) == ("RGB", (512, 512))
 
 
-@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "I;16", "I", "F", "1"])
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "I;16", "I;16B", "I", "F", "1"])
 def test_every_mode_becomes_rgb(photos, mode):
     source = Image.open(photos["chelsea"]).convert("RGB").resize((64, 48))
     if mode == "I;16":
         image = Image.fromarray(np.asarray(source.convert("L"), dtype=np.uint16) * 257)
+    elif mode == "I;16B":  # big-endian 16-bit grey, as some TIFF writers store it
+        grey = (np.asarray(source.convert("L"), dtype=np.uint16) * 257).astype(">u2")
+        image = Image.frombuffer("I;16B", source.size, grey.tobytes(), "raw", "I;16B", 0, 1)
     elif mode in ("I", "F"):
         image = source.convert("L").convert(mode)
     else:
         image = source.convert(mode)
-    fmt = {"CMYK": "JPEG", "F": "TIFF", "I": "TIFF"}.get(mode, "PNG")
+    fmt = {"CMYK": "JPEG", "F": "TIFF", "I": "TIFF", "I;16B": "TIFF"}.get(mode, "PNG")
     decoded = decode_image(encode(image, fmt), LIMIT)
     assert decoded.mode == "RGB" and decoded.size == (64, 48)
-    if mode in ("L", "I;16", "I", "F"):  # 16/32-bit greys are scaled to 8 bits, not clipped to white
+    if mode in ("L", "I;16", "I;16B", "I", "F"):  # 16/32-bit greys are scaled to 8 bits, not clipped to white
         grey = np.asarray(decoded)[..., 0].astype(int)
         assert np.abs(grey - np.asarray(source.convert("L"), dtype=int)).max() <= 1
 
@@ -180,6 +183,9 @@ def _noise(mode: str, size: tuple[int, int]) -> Image.Image:
     rng = np.random.default_rng(0)
     if mode == "I;16":
         return Image.fromarray(rng.integers(0, 65535, (height, width)).astype(np.uint16))
+    if mode == "I;16B":
+        levels = rng.integers(0, 65535, (height, width)).astype(">u2").tobytes()
+        return Image.frombuffer("I;16B", size, levels, "raw", "I;16B", 0, 1)
     if mode == "F":
         return Image.fromarray(rng.random((height, width), dtype=np.float32) * 1000)
     if mode == "I":
@@ -234,7 +240,7 @@ def test_every_mode_within_the_budget_of_rgb_at_the_pixel_limit(mode, fmt):
 
 
 @pytest.mark.parametrize("mode, fmt, kwargs", [
-    ("RGB", "PNG", {}), ("P", "PNG", {"transparency": 0}), ("LA", "PNG", {}), ("I;16", "PNG", {}),
+    ("RGB", "PNG", {}), ("P", "PNG", {"transparency": 0}), ("LA", "PNG", {}), ("I;16", "PNG", {}), ("I;16B", "TIFF", {}),
     ("F", "TIFF", {"compression": "tiff_adobe_deflate"}), ("I", "TIFF", {}), ("CMYK", "JPEG", {"progressive": True}),
     ("RGB", "JPEG", {"progressive": True}), ("RGB", "WEBP", {"lossless": True}), ("RGBA", "WEBP", {}),
 ])
