@@ -112,7 +112,7 @@ def _convolution_on_meta(args, kwargs):
     """A plain (not transposed) 1-d/2-d/3-d convolution of a batched input:
     the output side is floor((n + 2p - d (k - 1) - 1) / s) + 1 (torch's
     ``calc_conv_nd_return_shape``), contiguous as torch's ``meta_conv`` makes
-    it. Anything it does not check (a channel or bias mismatch, an empty
+    it from contiguous operands (others go to it). Anything it does not check (a channel or bias mismatch, an empty
     output) goes to the real kernel, which raises the real error."""
     if len(args) != 9 or kwargs:
         return None
@@ -120,7 +120,8 @@ def _convolution_on_meta(args, kwargs):
     spatial = weight.dim() - 2
     if (transposed or x.dim() != weight.dim() or spatial < 1 or x.dtype != weight.dtype or groups < 1
             or x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups
-            or (bias is not None and tuple(bias.shape) != (weight.shape[0],))):
+            or (bias is not None and tuple(bias.shape) != (weight.shape[0],))
+            or not (x.is_contiguous() and weight.is_contiguous())):  # channels_last: meta_conv keeps that layout
         return None
     shape = [x.shape[0], weight.shape[0]]
     for i in range(spatial):

@@ -131,19 +131,23 @@ class Download:
         return constants.ENDPOINT
 
 
-@functools.lru_cache(maxsize=None)
 def download_source(entry: ModelEntry) -> Download | None:
-    """None for models whose weights are packaged, trained here, or unpublished. Pure given
-    the entry, so kept: timm's get_pretrained_cfg deep-copies its config on every call
-    (listing the catalog's weights asked it 2,500 times, 0.3 s of a web worker's GIL)."""
+    """None for models whose weights are packaged, trained here, or unpublished."""
     if entry.tv_weights is not None:
         return Download(label=str(entry.tv_weights), url=entry.tv_weights.url)
     if entry.timm_name is None or entry.id in PACKAGED_WEIGHTS:
         return None
+    return _timm_download(entry.timm_name)
+
+
+@functools.lru_cache(maxsize=4096)  # by timm name, not entry: a user's uploaded network must not be kept alive here
+def _timm_download(timm_name: str) -> Download | None:
+    """Pure given the name, so kept: timm's get_pretrained_cfg deep-copies its config on every call
+    (listing the catalog's weights asked it 2,500 times, 0.3 s of a web worker's GIL)."""
     import timm
 
-    cfg = timm.models.get_pretrained_cfg(entry.timm_name)
-    label = f"the {entry.timm_name}.{cfg.tag} weights" if cfg.tag else f"the {entry.timm_name} weights"
+    cfg = timm.models.get_pretrained_cfg(timm_name)
+    label = f"the {timm_name}.{cfg.tag} weights" if cfg.tag else f"the {timm_name} weights"
     if cfg.hf_hub_id:
         return Download(label=label, repo_id=cfg.hf_hub_id)
     if cfg.url:

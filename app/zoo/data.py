@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -141,7 +141,9 @@ _IN_FLIGHT: dict[tuple, Future] = {}  # asked for, in the pool or waiting for it
 _WAITING: deque[tuple[AnalysisPool, Callable, tuple, Future]] = deque()
 _IN_POOL = [0]  # of these jobs, how many the pool holds now (0 or 1)
 _IN_FLIGHT_LOCK = threading.Lock()
-_INFERENCE_FORMS: dict[tuple[str, int | None, str], Totals | None] = {}
+# Kept per (model, resolution, versions): bounded, since the resolution is the reader's choice (the disk has them all).
+_INFERENCE_FORMS: OrderedDict[tuple[str, int | None, str], Totals | None] = OrderedDict()
+_INFERENCE_FORMS_KEPT = 512
 
 
 def _in_pool(cache: AnalysisCache, key: tuple, function: Callable, *args, urgent: bool = False) -> Future:
@@ -161,7 +163,11 @@ def _in_pool(cache: AnalysisCache, key: tuple, function: Callable, *args, urgent
             if not urgent:
                 _WAITING.append((cache.pool, function, args, future))
     if urgent:
-        _chain(cache.pool.call(function, *args), future)
+        try:
+            _chain(cache.pool.call(function, *args), future)
+        except RuntimeError as exc:  # the pool is shutting down with the app: the key must not stay in flight
+            future.set_exception(exc)
+            return future
     _hand_next()
     return future
 
@@ -171,6 +177,9 @@ def _chain(pooled: Future, future: Future, then: Callable[[], None] | None = Non
     def done(finished: Future) -> None:
         if then is not None:
             then()
+        if finished.cancelled():  # the pool shut down (cancel_futures): waiters get an error, not a hang
+            future.set_exception(RuntimeError("the analysis pool shut down before this job ran"))
+            return
         error = finished.exception()
         future.set_exception(error) if error is not None else future.set_result(finished.result())
 
@@ -269,7 +278,7 @@ def inference_form_totals(cache: AnalysisCache, entry: ModelEntry, resolution: i
                 if found is _PENDING:
                     return None
         _keep_inference_form(key, found)
-    return _INFERENCE_FORMS[key]
+    return _INFERENCE_FORMS.get(key)
 
 
 def _keep_inference_form(key: tuple[str, int | None, str], found: Future | dict | None) -> None:
@@ -278,6 +287,8 @@ def _keep_inference_form(key: tuple[str, int | None, str], found: Future | dict 
             return
         found = found.result()
     _INFERENCE_FORMS[key] = None if found is None else Totals(**found)
+    while len(_INFERENCE_FORMS) > _INFERENCE_FORMS_KEPT:
+        _INFERENCE_FORMS.popitem(last=False)
 
 
 def inference_form_to_file(model_id: str, resolution: int | None, path: str) -> dict | None:

@@ -54,13 +54,18 @@ def test_draw_a_one_and_read_it(page, live_server):
 
 # Slow answers, counted in window.__predicted: the first /api/predict reply reaches the page 1.5 s late, every
 # later one 3 s late, so a later drawing's answer always lands well after the first one (never inside the test's
-# 300 ms look), however long the loaded server takes for each.
-SLOW_PREDICT = """(() => { const original = window.fetch; window.__predicted = 0; let asked = 0;
+# 300 ms look), however long the loaded server takes for each. __asked and __settled count the requests made and
+# finished (answered, failed or aborted).
+SLOW_PREDICT = """(() => { const original = window.fetch;
+  window.__predicted = 0; window.__asked = 0; window.__settled = 0;
   window.fetch = async (...args) => {
-    const slow = String(args[0]).endsWith("/api/predict"), delay = slow && asked++ === 0 ? 1500 : 3000;
-    const response = await original(...args);
-    if (slow) { await new Promise((done) => setTimeout(done, delay)); window.__predicted += 1; }
-    return response; }; })()"""
+    const slow = String(args[0]).endsWith("/api/predict"), delay = slow && window.__asked === 0 ? 1500 : 3000;
+    if (slow) window.__asked += 1;
+    try {
+      const response = await original(...args);
+      if (slow) { await new Promise((done) => setTimeout(done, delay)); window.__predicted += 1; }
+      return response;
+    } finally { if (slow) window.__settled += 1; } }; })()"""
 
 
 def _stroke(p, vertical: bool) -> None:
@@ -90,9 +95,12 @@ def test_an_answer_for_a_cleared_drawing_is_never_shown(page, live_server):
     p.locator("#digit-top5 li").nth(4).wait_for()  # the new drawing's own answer, from a later request
     assert p.evaluate("window.__predicted") >= 2
 
+    asked = p.evaluate("window.__asked")
     _stroke(p, vertical=True)
+    p.wait_for_function(f"window.__asked > {asked}")  # this drawing's request has left
     p.click("#digit-clear")  # Clear with an answer in flight: the blank canvas stays blank
-    p.wait_for_timeout(3500)  # past the in-flight answer's 3 s delay
+    p.wait_for_function("window.__settled >= window.__asked")  # answered or aborted, it has reached the page
+    p.wait_for_timeout(100)
     assert p.locator("#digit-top5 li").count() == 0 and p.locator("#digit-maps").is_hidden()
     assert p.locator("#digit-status").inner_text() == "Draw a digit."
     page.assert_clean()
