@@ -63,7 +63,7 @@ CPU_DTYPES = ("float32", "bfloat16")
 # torch.compile (inductor) is not one of them: it works here (gcc builds its C++
 # kernels; EfficientNet-Lite0's logits within 6e-5 of eager), but compiling that
 # one model for one input shape took 604 s of wall time on the 2 shared cores
-# (bench/torch_compile.py, load average 7-9), and every batch size compiles again
+# (an ad-hoc run of what bench/torch_compile.py repeats, load average 7-9), and every batch size compiles again
 # (dynamic=False), against a 20 s budget per model here; and its batch-1 latency,
 # 17.3 ms, stays behind ONNX Runtime's (about 6 ms) with no compile wait.
 RUNTIMES = ("eager", "onnxruntime")
