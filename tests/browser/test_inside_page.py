@@ -18,7 +18,9 @@ def test_filters_feature_maps_and_gradcam(page, live_server, photos):
 
     p.locator("#filter-caption", has_text="32×3×3×3").wait_for()
     assert "stride 2×2, padding top 0, bottom 1, left 0, right 1 px (same)" in p.locator("#filter-caption").inner_text()
-    assert p.eval_on_selector("#filter-grid", "img => img.complete && img.naturalWidth") == 6 * 24 + 5 * 2
+    p.wait_for_function("document.getElementById('filter-grid').complete"
+                        " && document.getElementById('filter-grid').naturalWidth > 0")  # the caption comes first
+    assert p.eval_on_selector("#filter-grid", "img => img.naturalWidth") == 6 * 24 + 5 * 2
     p.select_option("#filter-layer", "blocks.1.0.conv_dw")
     p.locator("#filter-caption", has_text="96×1×3×3").wait_for()
 
