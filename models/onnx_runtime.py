@@ -245,6 +245,19 @@ def exported(module: nn.Module, input_shape: tuple[int, int, int], directory: Pa
     return path, verification
 
 
+def has_verified_export(directory: Path, name: str) -> bool:
+    """Whether ``directory`` records a verified export of ``name`` (for any weights or library
+    versions: a hint for a page, never a promise; ``exported`` checks its own key)."""
+    for record in directory.glob(f"{name}-*.json"):
+        try:
+            found = json.loads(record.read_text())
+            if found["name"] == name and found["verification"]["ok"]:
+                return True
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return False
+
+
 def _export_and_verify(module: nn.Module, input_shape: tuple[int, int, int], path: Path, tolerance: float,
                        relative: bool, stage: Callable[[str], None]) -> tuple[Verification, bool]:
     """The verification, and whether it is a verdict worth keeping (the

@@ -20,6 +20,7 @@ from app.names import natural_key
 from models.catalog import ModelEntry
 from models.digits import PREPARATION as DIGIT_PREPARATION
 from models.digits import DigitPreprocessing, NoDigitError
+from models.onnx_runtime import has_verified_export
 from models.predictor import wanted_runtime
 from models.preprocess import preprocessing_for
 from models.registry import get_entry, list_models
@@ -126,8 +127,7 @@ def _export_cached(entry: ModelEntry, worker: InferenceWorker) -> bool:
     records; one made with other weights or libraries would count too, so
     this is a hint for the page, never a promise)."""
     export_dir = getattr(worker.models, "export_dir", None)
-    return export_dir is not None and any('"ok": true' in record.read_text()
-                                          for record in export_dir.glob(f"{entry.id}-*.json"))
+    return export_dir is not None and has_verified_export(export_dir, entry.id)
 
 
 def _predict_model(entry: ModelEntry, worker: InferenceWorker) -> PredictModel:
