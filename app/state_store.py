@@ -84,6 +84,18 @@ class StateStore:
             raise
         db.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads made inside see one state of the database (a WAL read
+        transaction): a document and a lease read together cannot straddle
+        another thread's write of both."""
+        db = self._connection()
+        db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+
     # -- documents -------------------------------------------------------------
 
     def put(self, kind: str, doc_id: str, body: dict[str, Any]) -> None:

@@ -215,22 +215,16 @@ class SpeedJobs:
         return job.model_copy(deep=True)
 
     def get(self, job_id: str) -> Job:
-        body = self.state.get(KIND, job_id)
+        with self.state.snapshot():
+            body, holder = self.state.get(KIND, job_id), self.state.holder(LEASE)
         if body is None:
             raise NotFound(f"No speed job {job_id!r}; the last {JOB_HISTORY} jobs are kept.")
-        return self._seen_alive(Job.model_validate(body))
-
-    def _seen_alive(self, job: Job) -> Job:
-        """A job left queued or running without its lease: the worker process
-        running it stopped (crashed or was killed) before it could say so."""
-        if job.status in ("queued", "running"):
-            holder = self.state.holder(LEASE)
-            if holder is None or holder[1] != job.id:
-                job.status, job.error = "failed", "The worker process running this measurement stopped."
-        return job
+        return _seen_alive(Job.model_validate(body), holder)
 
     def jobs(self) -> JobList:
-        jobs = [self._seen_alive(Job.model_validate(body)) for body in self.state.newest(KIND, JOB_HISTORY)]
+        with self.state.snapshot():
+            bodies, holder = self.state.newest(KIND, JOB_HISTORY), self.state.holder(LEASE)
+        jobs = [_seen_alive(Job.model_validate(body), holder) for body in bodies]
         jobs.sort(key=lambda job: job.created_at, reverse=True)
         active = [job.id for job in jobs if job.status in ("queued", "running")]
         return JobList(jobs=jobs, running=active[0] if active else None)
@@ -323,6 +317,16 @@ class SpeedJobs:
         elif job.status == "running":
             job.status = "done"
             job.progress.fraction = 1.0
+
+
+def _seen_alive(job: Job, holder: tuple[str, str | None] | None) -> Job:
+    """A job left queued or running without its lease: the worker process
+    running it stopped (crashed or was killed) before it could say so.
+    ``holder`` must be read in the same snapshot as ``job`` (a job that ends
+    drops its lease and writes its final state in one transaction)."""
+    if job.status in ("queued", "running") and (holder is None or holder[1] != job.id):
+        job.status, job.error = "failed", "The worker process running this measurement stopped."
+    return job
 
 
 def _busy(job_id: str) -> Conflict:

@@ -53,6 +53,21 @@ def test_a_lease_not_renewed_lapses_and_another_may_take_it(tmp_path):
     assert store.holder("warmup") is None and store.get("job", "1") == {"status": "done"}
 
 
+def test_reads_in_a_snapshot_do_not_straddle_a_write(tmp_path):
+    """A job's document and its lease read in one snapshot: a release that
+    lands between the two reads (another thread) is seen whole or not at all."""
+    store = StateStore(tmp_path / "state.sqlite3")
+    store.claim("speed", "a", ttl_s=30, value="1", then=("job", "1", {"status": "running"}))
+    finisher = threading.Thread(target=store.release, args=("speed", "a"),
+                                kwargs={"then": ("job", "1", {"status": "done"})})
+    with store.snapshot():
+        assert store.get("job", "1") == {"status": "running"}
+        finisher.start()
+        finisher.join()
+        assert store.holder("speed") == ("a", "1")  # still the state the first read saw
+    assert store.get("job", "1") == {"status": "done"} and store.holder("speed") is None
+
+
 def test_documents_newest_first_and_trimmed(tmp_path):
     store = StateStore(tmp_path / "state.sqlite3")
     for i in range(5):
