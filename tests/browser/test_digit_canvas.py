@@ -88,12 +88,15 @@ def test_an_answer_for_a_cleared_drawing_is_never_shown(page, live_server):
     p.locator("#digit-status", has_text="Reading").wait_for()
     p.click("#digit-clear")  # while the 1 is being read
     _stroke(p, vertical=False)  # the next drawing
-    p.wait_for_function("window.__predicted >= 1")
-    p.wait_for_timeout(300)  # the cleared 1's answer has arrived: it must not show
+    # The cleared 1's request has ended: its answer arrived (1.5 s late), or Clear aborted it before the loaded
+    # server answered (then the next answer to count is the new drawing's, 3 s late: waiting on __predicted here
+    # saw that one, in one CI run). Either way nothing may show.
+    p.wait_for_function("window.__settled >= 1")
+    p.wait_for_timeout(300)
     assert p.locator("#digit-top5 li").count() == 0 and p.locator("#digit-pad").get_attribute("data-top1") is None
     assert p.locator("#digit-maps").is_hidden()
     p.locator("#digit-top5 li").nth(4).wait_for()  # the new drawing's own answer, from a later request
-    assert p.evaluate("window.__predicted") >= 2
+    assert p.evaluate("window.__asked") >= 2
 
     asked = p.evaluate("window.__asked")
     _stroke(p, vertical=True)
