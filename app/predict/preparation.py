@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from models.catalog import ModelEntry
 
 WAITING = "waiting while another model is prepared"
+_STOP = object()  # on a thread's queue: end after the load in hand
 logger = logging.getLogger("convzoo.inference")
 
 
@@ -44,8 +45,8 @@ class Preparer:
 
     def __init__(self, models) -> None:
         self.models = models
-        # A daemon thread (not an executor's, which the interpreter joins at exit): a server
-        # stopping mid-export must not wait a minute for it.
+        # A daemon thread (not an executor's, which the interpreter joins at exit without a
+        # limit): a server stopping mid-export waits for it at most stop()'s timeout.
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -62,14 +63,31 @@ class Preparer:
                 return active.future
             preparation = self._active[entry.id] = Preparation(entry.id, WAITING)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="convzoo-prepare", daemon=True)
+                self._thread = threading.Thread(target=self._run, args=(self._queue,), name="convzoo-prepare",
+                                                daemon=True)
                 self._thread.start()
-        self._queue.put((entry, preparation))
+            self._queue.put((entry, preparation))
         return preparation.future
 
-    def _run(self) -> None:
-        while True:
-            self._load(*self._queue.get())
+    def stop(self, timeout_s: float = 30) -> None:
+        """End the thread after the load in hand (waiting at most ``timeout_s``
+        for it): a load left running past its app's shutdown (an ONNX export,
+        seconds) would share torch's process-wide tracing state with whatever
+        the process does next. Preparations still queued fail."""
+        with self._lock:  # a later prepare() starts a thread of its own, on a queue of its own
+            thread, self._thread = self._thread, None
+            jobs, self._queue = self._queue, queue.SimpleQueue()
+        if thread is None:
+            return
+        jobs.put(_STOP)
+        thread.join(timeout=timeout_s)
+
+    def _run(self, jobs: queue.SimpleQueue) -> None:
+        while (job := jobs.get()) is not _STOP:
+            self._load(*job)
+        while not jobs.empty():  # queued behind the stop: never loaded
+            entry, preparation = jobs.get()
+            self._fail(entry, preparation, RuntimeError("The server is stopping; the model was not loaded."))
 
     def _load(self, entry: ModelEntry, preparation: Preparation) -> None:
         preparation.started = time.monotonic()
@@ -83,12 +101,16 @@ class Preparer:
             predictor.warm_up()
         except BaseException as exc:  # the requests waiting get it; the thread lives on
             logger.warning("Could not prepare %s: %s", entry.id, exc)
-            preparation.future.set_exception(exc)
+            self._fail(entry, preparation, exc)
         else:
-            preparation.future.set_result(None)
-        finally:
             with self._lock:
                 del self._active[entry.id]
+            preparation.future.set_result(None)
+
+    def _fail(self, entry: ModelEntry, preparation: Preparation, exc: BaseException) -> None:
+        with self._lock:
+            del self._active[entry.id]
+        preparation.future.set_exception(exc)
 
     def status(self) -> dict[str, Preparation]:
         """Model id -> its preparation, for the models being prepared or waiting to be."""

@@ -154,6 +154,7 @@ class InferenceWorker:
             thread, self._thread = self._thread, None
         self._queue.put(_STOP)
         thread.join(timeout=30)
+        self.preparer.stop()
 
     # -- the request side (event loop) ------------------------------------
 

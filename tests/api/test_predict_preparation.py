@@ -119,3 +119,15 @@ def test_requests_waiting_for_a_load_are_bounded_like_the_queue(tmp_path, photos
         assert [w.result(timeout=120).status_code for w in waiting] == [200, 200]
         assert client.get("/api/predict/worker").json()["waiting_for_load"] == 0
         assert _post(client, photos["chelsea"], "efficientnet_lite1").status_code == 200
+
+
+def test_the_app_stopping_ends_its_preparation_thread(tmp_path):
+    """The start-up preload runs in the preparation thread; shutdown ends it (a load left running past its app,
+    an ONNX export, shared torch's tracing state with the next test's work: a KeyError in torch.fx)."""
+    before = set(threading.enumerate())
+    with TestClient(create_app(make_settings(cache_dir=tmp_path, runtime="torch"))) as client:
+        _wait_for("the preload of the default model under way or done", lambda: True if (
+            client.get("/api/predict/worker").json()["preparing"]
+            or any(t.name == "convzoo-prepare" for t in set(threading.enumerate()) - before)) else None)
+    left = [t for t in set(threading.enumerate()) - before if t.name == "convzoo-prepare" and t.is_alive()]
+    assert left == []
