@@ -206,9 +206,25 @@ def graph() -> str:
             "(analyses cached).")
 
 
+def gc_pauses() -> str:
+    data = json.loads((RESULTS / "gc_pauses.json").read_text())
+    names = {"default": "CPython's defaults (700, 10, 10)", "tuned": "start-up frozen, (5000, 10, 100)"}
+    rows = [[names[setting], f"{r['wall_s']:.1f}", f"{r['p50_ms']:.0f}", f"{r['p95_ms']:.0f}", f"{r['p99_ms']:.0f}",
+             f"{r['max_ms']:.0f}", f"{r['collections']:.0f}", f"{r['full_collections']:.0f}", f"{r['gc_s']:.1f}",
+             f"{r['longest_pause_ms']:.0f}"] for setting, r in data["summary"].items()]
+    views = data["summary"]["default"]["views"]
+    return table(["garbage collection", "wall s", "p50 ms", "p95 ms", "p99 ms", "max ms", "collections",
+                  "full collections", "time in GC s", "longest pause ms"], rows) + (
+        f"\n\n{views:.0f} page views per run ({len(data['models'])} random catalog models' pages, "
+        f"{data['passes']} times each, and / every third view of the first pass), medians of {data['repeats']} "
+        f"runs per setting in fresh processes, alternating; load average {data['load_average'][0]:.1f} - "
+        f"{data['load_average'][1]:.1f}.")
+
+
 if __name__ == "__main__":
     for title, render in (("bench/analysis.py", analysis), ("bench/predict.py", predict),
                           ("bench/speed_runtimes.py", speed_runtimes), ("bench/lenet.py", lenet),
                           ("bench/load.py", load), ("bench/load.py --workers 1 / 2", load_scale),
-                          ("bench/warmup.py", warmup), ("bench/graph.py", graph), ("bench/inside.py", inside)):
+                          ("bench/warmup.py", warmup), ("bench/gc_pauses.py", gc_pauses), ("bench/graph.py", graph),
+                          ("bench/inside.py", inside)):
         print(f"### {title}\n\n{render()}\n")
