@@ -115,9 +115,12 @@ GC_THRESHOLDS = (5_000, 10, 100)
 
 
 def tune_garbage_collection() -> None:
-    """Freeze what start-up allocated and set GC_THRESHOLDS (once the app is built)."""
-    gc.collect()
-    gc.freeze()
+    """Freeze what start-up allocated and set GC_THRESHOLDS (once the app is built).
+    Only the process's first app freezes: a later one (tests build many) would
+    make the earlier apps still alive, cycles and all, permanent."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
 
