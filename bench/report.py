@@ -87,10 +87,12 @@ SCALE_RUNS = [
     ("load-before-queueing-fixes.json", "before: 1 worker"),
     ("load-1-worker-first-fixes.json", "first fixes: 1 worker"),
     ("load-2-workers-first-fixes.json", "first fixes: 2 workers"),
-    ("load.json", "then: 1 worker"),
-    ("load-2-workers.json", "then: 2 workers"),
+    ("load-1-worker-then.json", "then: 1 worker"),
+    ("load-2-workers-then.json", "then: 2 workers"),
     ("load-1-worker-model-page.json", "model page fixes: 1 worker"),
     ("load-1-worker-model-page-compare.json", "and compare's picker: 1 worker"),
+    ("load.json", "GC tuned: 1 worker"),
+    ("load-2-workers.json", "GC tuned: 2 workers"),
 ]
 
 
