@@ -44,9 +44,11 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _init_process() -> None:
+def _init_process(parent: int) -> None:
+    """``parent``: the web worker's pid, as it gave it (os.getppid() here would read 1,
+    init's, for a process started while its parent was dying: it would never exit)."""
     os.nice(ANALYSIS_NICENESS)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="convzoo-parent-watch",
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="convzoo-parent-watch",
                      daemon=True).start()
     import torch
 
@@ -95,7 +97,7 @@ class AnalysisPool:
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                                     initializer=_init_process)
+                                                     initializer=_init_process, initargs=(os.getpid(),))
             executor = self._executor
         try:
             return executor.submit(function, *args)

@@ -70,7 +70,7 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
                   started: float) -> PredictResponse:
     status = weights_status(entry)
     if not status.available:
-        raise WeightsUnavailable(f"{entry.name} cannot predict here: {status.reason}")
+        raise WeightsUnavailable(f"{entry.name} ({entry.id}) cannot predict here: {status.reason}")
     preprocessing = preprocessing_for(entry)
     notes: list[str] = []
 
@@ -87,7 +87,7 @@ async def predict(worker: InferenceWorker, settings: Settings, entry: ModelEntry
         prepare_ms = await worker.ensure_ready(entry)
         result, preprocess_ms = await worker.predict(entry, prepare, topk)
     except WeightsError as exc:  # the file went away or would not load
-        raise WeightsUnavailable(f"{entry.name} cannot predict here: {exc}") from None
+        raise WeightsUnavailable(f"{entry.name} ({entry.id}) cannot predict here: {exc}") from None
     return PredictResponse(
         model=entry.id, device=str(worker.device),
         predictions=[PredictionItem(rank=rank, index=index, label=label, probability=probability)

@@ -62,7 +62,7 @@ def api_predict_example(name: str) -> FileResponse:
 @router.get("/predict", response_class=HTMLResponse)
 def predict_page(request: Request):
     """Lists the models that can predict (its JSON twin: /api/predict/models?available=true);
-    the whole catalog's list of 1,458 would make the page a megabyte."""
+    the whole catalog's list of 1,456 would make the page a megabyte."""
     data = predict_page_data(request.app.state.settings, request.app.state.inference, available=True)
     return request.app.state.templates.TemplateResponse(
         request, "predict.html", {"data": data, "figure": probability_figure()})

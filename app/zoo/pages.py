@@ -61,6 +61,7 @@ def catalog_extras(cards: list[ModelCard], query: CatalogQuery, page: CatalogRes
         sort_links.append({"key": key, "label": label, "url": _catalog_url(query, chosen, sort=key, order=order,
                                                                             page=1), "aria_sort": aria})
     names = {card.id: card.name for card in cards}
+    twin = _catalog_url(query, [])[1:]  # "?..." or ""
     return {
         "families": sorted(families.items(), key=lambda kv: natural_key(kv[0])),
         "sources": sorted(Counter(card.source for card in cards).items()),
@@ -70,13 +71,15 @@ def catalog_extras(cards: list[ModelCard], query: CatalogQuery, page: CatalogRes
         "all_count": len(cards),
         "sort_links": sort_links,
         "pages": pages,
-        "prev_url": _catalog_url(query, chosen, page=query.page - 1) if query.page > 1 else None,
+        "prev_url": _catalog_url(query, chosen, page=min(query.page - 1, pages)) if query.page > 1 else None,
         "next_url": _catalog_url(query, chosen, page=query.page + 1) if query.page < pages else None,
         "selected": [(m, names[m]) for m in chosen],
         "selected_names_json": json.dumps({m: names[m] for m in chosen}),
         "compare_url": "/compare?models=" + ",".join(chosen) if chosen else None,
         "max_compare": MAX_COMPARE,
-        "json_url": "/api/models" + _catalog_url(query, [])[1:],
+        # per_page always: the page's default size is not /api/models' (every match on one page)
+        "json_url": f"/api/models{twin}{'&' if twin else '?'}per_page={query.per_page or CATALOG_PAGE_SIZE}",
+        "past_last_url": _catalog_url(query, chosen, page=pages) if query.page > pages else None,
     }
 
 

@@ -52,6 +52,8 @@ Query_ = Annotated[CatalogQuery, Depends(catalog_query)]
 def api_models(request: Request, cache: Cache, query: Query_) -> Response:
     """Every card by default (as API.md has it); filters, sort and paging are opt-in.
     The unfiltered answer is served from bytes kept until another model is analysed."""
+    if query.page > 1 and query.per_page is None:  # every match is on page 1: a later page would answer it silently
+        raise InvalidParameter(f"page={query.page} needs per_page (without it every match is on one page).")
     if not query.is_default():
         return Response(select(catalog_data(cache).models, query).model_dump_json(), media_type="application/json")
     written = cache.directory.stat().st_mtime_ns  # changes as any process (pool, other worker) adds an analysis

@@ -122,6 +122,9 @@ def test_unknown_model_and_models_without_weights(client, photos):
         response = predict(client, photos["coffee"], model=model)
         assert_error(response, 409, "weights_unavailable")
     assert "convzoo weights fetch vgg16" in predict(client, photos["coffee"], model="vgg16").json()["error"]["message"]
+    # timm's ResNet-50 named by its id too: "ResNet-50 cannot predict here" read as torchvision's
+    assert "(timm-resnet50) cannot predict here" in predict(client, photos["coffee"], model="timm-resnet50").json()[
+        "error"]["message"]
     assert labels(predict(client, photos["coffee"]))[0] == "espresso"
 
 

@@ -151,3 +151,24 @@ def test_cli_summary_of_a_timm_model(capsys, cache_dir, monkeypatch):
     assert cli_main(["summary", "timm-resnet18", "--format", "json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["id"] == "timm-resnet18" and body["totals"]["params"] == 11_689_512
+
+
+def test_catalog_pages_json_twin_is_the_same_page_and_a_page_past_the_last_says_so(client):
+    page = client.get("/?sort=macs&order=desc&page=3")
+    twin = page.context["json_url"]
+    assert "per_page=100" in twin and "page=3" in twin
+    assert client.get(twin).json() == page.context["catalog"].model_dump(mode="json")
+    alone = client.get("/api/models?page=3")  # without per_page every match is on page 1
+    assert alone.status_code == 422 and "needs per_page" in alone.json()["error"]["message"]
+    pages = page.context["pages"]
+    beyond = client.get(f"/?page={pages + 10}")
+    assert beyond.status_code == 200 and f"there is no page {pages + 10}" in beyond.text
+    assert beyond.context["past_last_url"] == f"/?page={pages}" and beyond.context["prev_url"] == f"/?page={pages}"
+    assert "showing" not in beyond.text.split('id="catalog-status"')[1].split("</p>")[0]
+
+
+@pytest.mark.parametrize("model_id", ["timm-convnext_tiny", "timm-resnet50", "timm-repvgg_a2"])
+def test_a_model_page_prints_no_missing_paper_or_date(client, model_id):
+    """Most timm architectures name no paper in timm's configs, and none has an introduction date."""
+    card = client.get(f"/models/{model_id}").text.split('id="card"')[1].split("</section>")[0]
+    assert "None" not in card
