@@ -61,7 +61,7 @@ def catalog_extras(cards: list[ModelCard], query: CatalogQuery, page: CatalogRes
         sort_links.append({"key": key, "label": label, "url": _catalog_url(query, chosen, sort=key, order=order,
                                                                             page=1), "aria_sort": aria})
     names = {card.id: card.name for card in cards}
-    twin = _catalog_url(query, [])[1:]  # "?..." or ""
+    twin = _catalog_url(query, [], per_page=None)[1:]  # "?..." or "": per_page is added below, always
     return {
         "families": sorted(families.items(), key=lambda kv: natural_key(kv[0])),
         "sources": sorted(Counter(card.source for card in cards).items()),

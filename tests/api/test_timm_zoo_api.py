@@ -158,6 +158,7 @@ def test_catalog_pages_json_twin_is_the_same_page_and_a_page_past_the_last_says_
     twin = page.context["json_url"]
     assert "per_page=100" in twin and "page=3" in twin
     assert client.get(twin).json() == page.context["catalog"].model_dump(mode="json")
+    assert client.get("/?per_page=50").context["json_url"] == "/api/models?per_page=50"  # once, not twice
     alone = client.get("/api/models?page=3")  # without per_page every match is on page 1
     assert alone.status_code == 422 and "needs per_page" in alone.json()["error"]["message"]
     pages = page.context["pages"]
