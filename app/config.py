@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_queue: int = 64
     loaded_models: int = 4  # LRU of models with weights in memory
     torch_threads: int = 0  # intra-op threads for inference (PyTorch and ONNX Runtime); 0: one per core
+    # Batches that may run at once (ONNX Runtime on the CPU; eager PyTorch runs one at a time)
+    inference_threads: int = Field(2, ge=1)
     # "auto": ONNX Runtime on the CPU, PyTorch on CUDA; "onnxruntime"; "torch" (models/predictor.py)
     runtime: Literal["auto", "onnxruntime", "torch"] = "auto"
     # An ONNX export is used only when its logits are within this of eager PyTorch's on a probe batch.

@@ -100,7 +100,8 @@ def inference_for(settings: Settings, device: torch.device):
     return InferenceWorker(
         device, max_batch_size=settings.max_batch_size, max_batch_wait_ms=settings.max_batch_wait_ms,
         max_queue=settings.max_queue, loaded_models=settings.loaded_models, torch_threads=settings.torch_threads,
-        runtime=settings.runtime, export_dir=settings.cache_dir / "onnx", tolerance=settings.onnx_tolerance)
+        runtime=settings.runtime, export_dir=settings.cache_dir / "onnx", tolerance=settings.onnx_tolerance,
+        inference_threads=settings.inference_threads)
 
 
 # CPython's default thresholds (700, 10, 10) ran a full collection every ~30 page views

@@ -16,7 +16,9 @@ on PyTorch and ``runtime_reason`` says why.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -55,7 +57,15 @@ def wanted_runtime(setting: str, device: torch.device) -> RuntimeChoice:
 class Predictor:
     """One model on one runtime: ``classify`` maps a batch of preprocessed
     images (N, *input_shape), float32 as ``preprocessing`` makes them, to the
-    top-k softmax probabilities and class indices, (N, k) each, on the CPU."""
+    top-k softmax probabilities and class indices, (N, k) each, on the CPU.
+
+    Safe to call from several threads. ``concurrent_runs``: ONNX Runtime on
+    the CPU runs concurrent calls, each on its own core (models/onnx_runtime.py's
+    OrtModel), so batches need not wait for each other; elsewhere one forward
+    runs at a time (eager PyTorch's callers would each start an OpenMP team of
+    ``torch_threads`` on the same cores; a GPU runs one batch at a time anyway),
+    and a batch is the only way requests share a forward pass.
+    ``peak_concurrent_forwards``: the most forwards that have run at once."""
 
     def __init__(self, entry: ModelEntry, forward, choice: RuntimeChoice, device: torch.device) -> None:
         self.entry = entry
@@ -65,14 +75,21 @@ class Predictor:
         self.runtime_reason = choice.reason
         self.device = device
         self._forward = forward
+        self.concurrent_runs = choice.runtime == "onnxruntime" and device.type == "cpu"
+        self._one_at_a_time = nullcontext() if self.concurrent_runs else threading.Lock()
+        self._counter = threading.Lock()
+        self._forwards_running = 0
+        self.peak_concurrent_forwards = 0
 
     @classmethod
     def load(cls, entry: ModelEntry, device: torch.device, runtime: str = "auto", export_dir: Path | None = None,
-             threads: int = 0, tolerance: float | None = None,
+             threads: int = 0, tolerance: float | None = None, concurrent: bool = False,
              on_stage: Callable[[str], None] | None = None) -> Predictor:
         """Load the weights (WeightsError when they are not here) and, when ORT
         is wanted, export and verify once (cached under ``export_dir``).
-        ``threads``: ORT intra-op threads (0: one per core); ``on_stage``
+        ``threads``: ORT intra-op threads (0: one per core); ``concurrent``:
+        calls will come from several threads at once (on the CPU, ORT then
+        opens a one-thread session for them too: OrtModel); ``on_stage``
         hears each stage (loading, exporting, verifying ...) as it starts."""
         stage = on_stage or (lambda text: None)
         choice = wanted_runtime(runtime, device)
@@ -86,7 +103,8 @@ class Predictor:
                                               on_stage=stage,
                                               **({} if tolerance is None else {"tolerance": tolerance}))
                 stage("opening an ONNX Runtime session")
-                ort_model = OrtModel(path, verification, device, threads=threads, spinning=False)
+                ort_model = OrtModel(path, verification, device, threads=threads, spinning=False,
+                                     concurrent_runs=concurrent)
             except OnnxUnavailable as exc:
                 choice = RuntimeChoice("torch", f"ONNX Runtime unavailable for this model ({exc}), so eager PyTorch")
             else:
@@ -96,19 +114,34 @@ class Predictor:
         # channels_last: oneDNN's depthwise and 1x1 convolutions run 1.5-2x faster in it on CPU
         module = module.to(memory_format=torch.channels_last)
 
-        def eager(batch: torch.Tensor) -> torch.Tensor:
+        def eager(batch: torch.Tensor, share_cores: bool = False) -> torch.Tensor:  # one forward at a time anyway
             return module(batch.to(device, memory_format=torch.channels_last, non_blocking=True))
 
         return cls(entry, eager, choice, device)
 
-    def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self._forward(batch)
+    def _run(self, batch: torch.Tensor, share_cores: bool) -> torch.Tensor:
+        with self._one_at_a_time:
+            with self._counter:
+                self._forwards_running += 1
+                self.peak_concurrent_forwards = max(self.peak_concurrent_forwards, self._forwards_running)
+            try:
+                with torch.inference_mode():
+                    return self._forward(batch, share_cores)
+            finally:
+                with self._counter:
+                    self._forwards_running -= 1
 
-    def classify(self, batch: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(probabilities, indices), each (N, topk), highest first, on the CPU."""
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        return self._run(batch, False)
+
+    def classify(self, batch: torch.Tensor, topk: int,
+                 share_cores: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities, indices), each (N, topk), highest first, on the CPU.
+        ``share_cores``: other batches wait or run beside this one, so it takes one core
+        where the runtime can (ONNX Runtime on the CPU), not all of them."""
+        logits = self._run(batch, share_cores)
         with torch.inference_mode():
-            top = self._forward(batch).float().softmax(dim=-1).topk(topk, dim=-1)
+            top = logits.float().softmax(dim=-1).topk(topk, dim=-1)
             return top.values.cpu(), top.indices.cpu()  # waits for the device
 
     def warm_up(self) -> None:

@@ -188,6 +188,7 @@ def worker_status(worker: InferenceWorker) -> WorkerStatus:
         max_batch_size=worker.max_batch_size, max_batch_wait_ms=worker.max_batch_wait_s * 1000,
         batches=sum(sizes.values()), images=sum(size * count for size, count in sizes.items()),
         batch_sizes=sizes, loaded_models=worker.models.ids, predictor=worker.mode,
+        inference_threads=worker.inference_threads, peak_concurrent_forwards=worker.models.peak_concurrent_forwards,
         replicas=dict(worker.replicas) if worker.mode == "ray" else {},
         preparing=[PreparingModel(model=model, stage=p.stage, seconds=round(p.seconds(), 1))
                    for model, p in worker.preparing.items()],

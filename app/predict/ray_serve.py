@@ -117,6 +117,7 @@ class RayInference:
     Requests in flight are bounded by ``max_queue`` (503 busy past it)."""
 
     mode = "ray"
+    inference_threads = 1  # per replica; the replicas are the parallelism
 
     def __init__(self, device: torch.device, *, address: str | None, max_batch_size: int, max_batch_wait_ms: float,
                  max_queue: int) -> None:
@@ -191,6 +192,7 @@ class _NoModels:
     """Loaded models live in the replicas, not here."""
 
     ids: list[str] = []
+    peak_concurrent_forwards: dict[str, int] = {}
 
     def has(self, model_id: str) -> bool:
         return False

@@ -111,6 +111,10 @@ class WorkerStatus(BaseModel):
     batches: int
     images: int
     batch_sizes: dict[int, int]  # batch size -> how many batches of that size ran
+    inference_threads: int = 1  # batches that may run at once (CONVZOO_INFERENCE_THREADS)
+    # loaded model id -> the most forwards of it that ran at once: up to inference_threads on ONNX
+    # Runtime on the CPU, 1 where forwards run one at a time (eager PyTorch, a GPU)
+    peak_concurrent_forwards: dict[str, int] = {}
     loaded_models: list[str]  # the LRU, least recently used first
     predictor: Literal["embedded", "ray"] = "embedded"  # the worker thread here, or the Ray Serve deployment
     replicas: dict[str, int] = {}  # Ray mode: replica id -> images it answered for this web worker

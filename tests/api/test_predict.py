@@ -273,6 +273,33 @@ def test_concurrent_requests_share_a_batch(tmp_path, photos):
         assert [p["probability"] for p in a] == pytest.approx([p["probability"] for p in b], abs=1e-4)
 
 
+@pytest.mark.parametrize("runtime, peak", [("auto", 2), ("torch", 1)])
+def test_onnx_runtime_runs_batches_side_by_side_and_eager_pytorch_one_at_a_time(runtime, peak, photos):
+    """Two inference threads, batches of one image, 16 requests from 8 clients: on ONNX Runtime two
+    forwards run at once (the second on its one-thread session), in eager PyTorch one at a time (two
+    OpenMP teams would share the cores); every answer equals the one given alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import make_settings
+
+    settings = make_settings(runtime=runtime, max_batch_size=1, inference_threads=2)
+    with TestClient(create_app(settings)) as client:
+        _settled(client)
+        alone = predict(client, photos["coffee"]).json()
+        assert alone["runtime"] == ("onnxruntime" if runtime == "auto" else "torch")
+        with ThreadPoolExecutor(8) as clients:
+            answers = list(clients.map(lambda _: predict(client, photos["coffee"]), range(16)))
+        status = client.get("/api/predict/worker").json()
+    assert status["inference_threads"] == 2
+    assert status["peak_concurrent_forwards"] == {"efficientnet_lite0": peak}
+    assert status["batch_sizes"] == {"1": 17}
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert [p["index"] for p in answer.json()["predictions"]] == [p["index"] for p in alone["predictions"]]
+        assert [p["probability"] for p in answer.json()["predictions"]] == pytest.approx(
+            [p["probability"] for p in alone["predictions"]], abs=1e-5)
+
+
 def test_a_full_queue_answers_busy(tmp_path, photos):
     app = create_app(Settings(cache_dir=tmp_path, warm_cache=False, device="cpu", max_queue=1))
     worker = app.state.inference
