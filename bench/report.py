@@ -7,6 +7,7 @@ README.md's Performance section: the figures are pasted from here, never typed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
@@ -35,21 +36,42 @@ def analysis() -> str:
 
 
 def predict() -> str:
-    s = json.loads((RESULTS / "predict.json").read_text())["summary"]
+    """This code and the code before concurrent runs (predict-before-concurrent-runs.json: commit c5af5b0's
+    server measured by this bench, back to back with it)."""
+    runs = [json.loads((RESULTS / name).read_text())
+            for name in ("predict-before-concurrent-runs.json", "predict.json")]
+
+    def row(label: str, cell) -> list[str]:
+        return [label] + [cell(run["summary"]) for run in runs]
+
+    def clients(key: str, unit: str, digits: int = 1) -> Callable[[dict], str]:
+        return lambda s: " / ".join(f"{s[key][k]:.{digits}f}" for k in ("1", "4", "8")) + f" {unit}"
+
     rows = [
-        ["in-process decode + preprocess + forward, p50 / p95", f"{s['in_process_p50_ms']:.1f} / {s['in_process_p95_ms']:.1f} ms"],
-        ["HTTP POST /api/predict, p50 / p95", f"{s['http_p50_ms']:.1f} / {s['http_p95_ms']:.1f} ms"],
-        ["HTTP p50 / in-process p50 (goal <= 1.3)", f"{s['http_over_in_process_p50']:.2f}"],
-        ["raw forward, batch 1 / batch 8", f"{s['forward_batch1_img_s']:.1f} / {s['forward_batch8_img_s']:.1f} img/s"],
-        ["HTTP throughput, 1 / 4 / 8 clients",
-         " / ".join(f"{s['throughput_img_s'][k]:.1f}" for k in ("1", "4", "8")) + " img/s"],
-        ["HTTP p50 latency under load, 1 / 4 / 8 clients",
-         " / ".join(f"{s['latency_p50_ms_under_load'][k]:.0f}" for k in ("1", "4", "8")) + " ms"],
-        ["8 clients / 1 client throughput (goal >= 2.5)", f"{s['speedup_8_vs_1_clients']:.2f}"],
-        ["8 clients served / raw batch-8 forward (goal >= 0.8)", f"{s['served_8_over_raw_batch8']:.2f}"],
+        row("in-process decode + preprocess + forward, p50 / p95",
+            lambda s: f"{s['in_process_p50_ms']:.2f} / {s['in_process_p95_ms']:.2f} ms"),
+        row("HTTP POST /api/predict, p50 / p95 (raw client)",
+            lambda s: f"{s['raw_http_p50_ms']:.2f} / {s['raw_http_p95_ms']:.2f} ms"),
+        row("HTTP p50, httpx client", lambda s: f"{s['httpx_http_p50_ms']:.2f} ms"),
+        row("HTTP p50 / in-process p50, raw client (goal <= 1.3)", lambda s: f"{s['raw_http_over_in_process_p50']:.2f}"),
+        row("HTTP p50 / in-process p50, httpx", lambda s: f"{s['httpx_http_over_in_process_p50']:.2f}"),
+        row("raw forward: batch 1 / batch 8, one caller; batch 1, two callers",
+            lambda s: f"{s['forward_batch1_img_s']:.0f} / {s['forward_batch8_img_s']:.0f}; "
+                      f"{s['forward_batch1_two_callers_img_s']:.0f} img/s"),
+        row("HTTP throughput, 1 / 4 / 8 raw clients", clients("throughput_img_s", "img/s")),
+        row("HTTP throughput, 8 httpx clients", lambda s: f"{s['httpx_throughput_8_clients_img_s']:.1f} img/s"),
+        row("HTTP p50 latency, 1 / 4 / 8 clients", clients("latency_p50_ms_under_load", "ms")),
+        row("server CPU per image, 1 / 4 / 8 clients", clients("server_cpu_ms_per_img", "ms", 2)),
+        row("client CPU per image, 8 raw / 8 httpx clients",
+            lambda s: " / ".join(f"{v:.2f}" for v in s["client_cpu_ms_per_img"].values()) + " ms"),
+        row("8 raw clients served / raw batch-8 forward (goal >= 0.8)", lambda s: f"{s['served_8_over_raw_batch8']:.2f}"),
+        row("8 raw clients served / two callers' batch-1 forward", lambda s: f"{s['served_8_over_two_callers']:.2f}"),
+        row("8 httpx clients served / raw batch-8 forward", lambda s: f"{s['httpx_served_8_over_raw_batch8']:.2f}"),
+        ["load average, start - end"] + [f"{run['load_average']['start']:.1f} - {run['load_average']['end']:.1f}"
+                                         for run in runs],
     ]
-    runtime = json.loads((RESULTS / "predict.json").read_text())["runtime"]
-    return table([f"EfficientNet-Lite0 on the CPU, {runtime}", "median of rounds"], rows)
+    return table([f"EfficientNet-Lite0 on the CPU, {runs[-1]['runtime']} (medians of rounds)",
+                  "before (c5af5b0)", "this code"], rows)
 
 
 def speed_runtimes() -> str:
