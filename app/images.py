@@ -165,13 +165,18 @@ def _upright(image: Image.Image) -> Image.Image:
 
 def _high_depth_to_l(image: Image.Image) -> Image.Image:
     """16/32-bit greys -> 8-bit, scaled (not clipped) from the range they use:
-    up to 255 as is, up to 65535 as 16-bit, beyond that by their maximum;
-    rounded, negatives black. Pillow's own ops: one scaled copy and the L
-    image beside the decoded one (``_PEAK_BYTES``)."""
+    a float image up to 1.0 as 0..1 (the convention of float images:
+    scikit-image, OpenCV, scientific TIFFs), otherwise up to 255 as is, up to
+    65535 as 16-bit, beyond that by their maximum; rounded, negatives black.
+    Pillow's own ops: one scaled copy and the L image beside the decoded one
+    (``_PEAK_BYTES``)."""
     if image.mode in ("I;16B", "I;16N"):  # Pillow's extrema and point tables take little-endian 16-bit only
         image = image.convert("I")
     top = image.getextrema()[1]
-    scale = 1.0 if top <= 255 else 255 / (65535 if top <= 65535 else top)
+    if image.mode == "F" and top <= 1.0:
+        scale = 255.0
+    else:
+        scale = 1.0 if top <= 255 else 255 / (65535 if top <= 65535 else top)
     if scale != 1.0 or image.mode == "F":
         image = image.point(lambda v: v * scale + 0.5)  # F -> L truncates: + 0.5 rounds
     return image.convert("L")  # clips to 0..255

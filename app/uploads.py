@@ -4,7 +4,8 @@ Starlette's form parser reads the whole body first and spools files over
 1 MB to temporary files; this one feeds python-multipart chunk by chunk from
 the request stream, keeps the parts in memory (never on disk, never under a
 name the client chose) and stops with 413 as soon as the file passes the
-limit, or at once when Content-Length already says it will.
+limit, or at once when Content-Length already says it will. Each field may come
+once: of two files, or two values of one field, which one counts would be a guess.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class _Collector:
         self.max_file_bytes = max_file_bytes
         self.upload = Upload()
         self.parts = 0
+        self._seen: set[str] = set()
         self._header_name = b""
         self._header_value = b""
         self._disposition = b""
@@ -74,6 +76,9 @@ class _Collector:
         if not self._is_file and self._name not in self.text_fields:
             expected = ", ".join(repr(name) for name in (self.file_field, *self.text_fields))
             raise InvalidParameter(f"Unknown form field {self._name[:40]!r}; this form takes {expected}.")
+        if self._name in self._seen:  # which one counts would be a guess
+            raise InvalidParameter(f"The form has more than one field named {self._name[:40]!r}; send it once.")
+        self._seen.add(self._name)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         self._data += data[start:end]

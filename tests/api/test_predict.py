@@ -135,6 +135,12 @@ def test_malformed_requests(client, photos):
     assert_error(client.post("/api/predict", files={"image": ("x.png", photos["coffee"].read_bytes())}),
                  422, "invalid_parameter")
     assert_error(predict(client, photos["coffee"], colour="blue"), 422, "invalid_parameter")
+    coffee, chelsea = photos["coffee"].read_bytes(), photos["chelsea"].read_bytes()
+    two_files = client.post("/api/predict", files=[("file", ("a.png", coffee)), ("file", ("b.png", chelsea))])
+    assert_error(two_files, 422, "invalid_parameter")
+    assert "more than one field named 'file'" in two_files.json()["error"]["message"]
+    assert_error(client.post("/api/predict", files={"file": ("a.png", coffee)}, data={"topk": ["3", "4"]}),
+                 422, "invalid_parameter")
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,14 @@ def test_every_mode_becomes_rgb(photos, mode):
         assert np.abs(grey - np.asarray(source.convert("L"), dtype=int)).max() <= 1
 
 
+def test_a_float_image_in_0_to_1_reads_as_0_to_255(photos):
+    """The float convention (scikit-image, OpenCV): 1.0 is white, not almost black."""
+    grey = Image.open(photos["chelsea"]).convert("L").resize((64, 48))
+    image = Image.fromarray(np.asarray(grey, dtype=np.float32) / 255)
+    decoded = decode_image(encode(image, "TIFF"), LIMIT)
+    assert np.abs(np.asarray(decoded)[..., 0].astype(int) - np.asarray(grey, dtype=int)).max() <= 1
+
+
 def test_transparent_pixels_read_as_white():
     image = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
     image.putpixel((0, 0), (255, 0, 0, 255))
