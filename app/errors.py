@@ -124,11 +124,28 @@ def _render(request: Request, status: int, code: str, message: str, headers: dic
     )
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def _parameter_descriptions(dependant) -> dict[str, str]:
+    """Query and path parameter name -> its description, sub-dependencies included."""
+    if dependant is None:
+        return {}
+    described = {param.alias: param.field_info.description for param in dependant.query_params + dependant.path_params
+                 if param.field_info.description}
+    for sub in dependant.dependencies:
+        described.update(_parameter_descriptions(sub))
+    return described
+
+
+def _validation_message(exc: RequestValidationError, request: Request) -> str:
+    """Pydantic's messages, except that a parameter failing its pattern is told
+    what the parameter takes (its documented description), not the regex."""
+    described = _parameter_descriptions(getattr(request.scope.get("route"), "dependant", None))
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
-        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", "invalid"))
+        message = err.get("msg", "invalid")
+        if err.get("type") == "string_pattern_mismatch" and where in described:
+            message = f"expected {described[where]}, got {str(err.get('input'))[:60]!r}"
+        parts.append(f"{where}: {message}" if where else message)
     return "Invalid parameter: " + "; ".join(parts) + "."
 
 
@@ -151,7 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return _render(request, 422, "invalid_parameter", _validation_message(exc))
+        return _render(request, 422, "invalid_parameter", _validation_message(exc, request))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

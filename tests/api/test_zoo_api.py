@@ -151,6 +151,15 @@ def test_compare_needs_one_to_six_models(client, url):
     assert_error(client.get(url), 422, "invalid_parameter")
 
 
+@pytest.mark.parametrize("url, told", [
+    ("/api/compare?models=a,b,c,d,e,f,g", "models: expected 1 to 6 model ids, comma-separated, e.g. vgg16,googlenet, "
+                                          "got 'a,b,c,d,e,f,g'"),
+    ("/api/models?params_min=lots", "params_min: expected a count, e.g. 5000000, 5M, 1.5G, got 'lots'")])
+def test_a_parameter_of_the_wrong_form_is_told_what_it_takes_not_a_regex(client, url, told):
+    message = client.get(url).json()["error"]["message"]
+    assert told in message and "pattern" not in message and "^" not in message
+
+
 def test_a_second_request_does_no_tracing(client, app):
     cache = app.state.analysis_cache
     client.get("/api/models/resnet18/layers?resolution=200")
