@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import multiprocessing
 import os
 import threading
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from app.state_store import write_atomically
+
+logger = logging.getLogger("convzoo")
 
 # Niceness added to analysis processes: requests served by the web workers come first.
 ANALYSIS_NICENESS = 5
@@ -80,7 +83,9 @@ def analyse_to_file(model_id: str, resolution: int | None, path: str, return_dat
 class AnalysisPool:
     """A process pool started on first use (spawned, not forked: the web
     worker has threads, and torch is not fork-safe), restarted if a worker
-    process dies (e.g. killed for memory) instead of failing every later call."""
+    process dies (e.g. killed for memory) instead of failing every later call.
+    The job a dying process held runs once more in the fresh pool; if that
+    process dies too, the job fails with AnalysisCrashed (a 500 that says so)."""
 
     def __init__(self, processes: int = 0) -> None:
         self.processes = processes or default_processes()
@@ -93,26 +98,51 @@ class AnalysisPool:
     def call(self, function: Callable[..., Any], *args: Any) -> Future:
         """Run ``function(*args)`` in a pool process: other CPU-bound work on
         models (a model's input rule, its re-parameterised form). ``function``
-        must be module-level, so a spawned process can import it."""
+        must be module-level, so a spawned process can import it. Raises
+        RuntimeError once the pool is shut down."""
+        answer: Future = Future()
+        self._run(function, args, answer, retries=1)
+        return answer
+
+    def _run(self, function: Callable[..., Any], args: tuple, answer: Future, retries: int) -> None:
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
                                                      initializer=_init_process, initargs=(os.getpid(),))
             executor = self._executor
         try:
-            return executor.submit(function, *args)
-        except BrokenProcessPool:
+            pooled = executor.submit(function, *args)
+        except BrokenProcessPool:  # broken by an earlier job: not this one's doing
             self._discard(executor)
-            return self.call(function, *args)
+            self._run(function, args, answer, retries)
+            return
+
+        def done(finished: Future) -> None:
+            if finished.cancelled():  # the pool shut down (cancel_futures)
+                answer.cancel()
+                return
+            error = finished.exception()
+            if isinstance(error, BrokenProcessPool):
+                self._discard(executor)
+                logger.warning("A pool process died running %s%r (%d retries left)", function.__name__, args, retries)
+                if retries:
+                    try:
+                        self._run(function, args, answer, retries - 1)
+                    except RuntimeError as exc:  # shut down meanwhile
+                        answer.set_exception(exc)
+                    return
+                from app.errors import AnalysisCrashed  # here: pool processes import this module, not FastAPI
+
+                error = AnalysisCrashed("The process working on this died twice (most likely killed for memory: "
+                                        "at this size the model may need more than this server has); "
+                                        "the server keeps serving.")
+            answer.set_exception(error) if error is not None else answer.set_result(finished.result())
+
+        pooled.add_done_callback(done)
 
     def analyse(self, model_id: str, resolution: int | None, path: Path) -> dict[str, Any]:
-        """Analyse in the pool and wait; once more in a fresh pool if a worker died meanwhile."""
-        future = self.submit(model_id, resolution, path)
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            self._discard(None)
-            return self.submit(model_id, resolution, path).result()
+        """Analyse in the pool and wait (see ``call``)."""
+        return self.submit(model_id, resolution, path).result()
 
     def _discard(self, executor: ProcessPoolExecutor | None) -> None:
         with self._lock:

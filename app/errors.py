@@ -80,6 +80,11 @@ class LayoutUnavailable(ApiError):
     status, code = 503, "layout_unavailable"
 
 
+class AnalysisCrashed(ApiError):
+    """The process working on a request's analysis died, twice (app/analysis_pool.py)."""
+    status, code = 500, "analysis_crashed"
+
+
 class Busy(ApiError):
     status, code = 503, "busy"
 

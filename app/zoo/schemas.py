@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.schemas import ModelCard
 
@@ -103,8 +103,11 @@ class InputRule(BaseModel):
 
 
 class ModelDetail(ModelCard):
-    totals: Totals
-    flops: int  # 2 x MACs
+    # The card's fields (params, macs, input_size) describe the model at its own input size;
+    # totals, flops, input_shape and stages describe the input analysed (?resolution=N).
+    totals: Totals = Field(description="at the input analysed (input_shape; ?resolution=N)")
+    flops: int = Field(description="2 x totals.macs: at the input analysed, like totals; the card's macs are "
+                                   "at the model's own input_size")
     # Activations only: forward activations kept for backward, plus their gradients (one image).
     training_activation_bytes_estimate: int
     # Extensions: the input analysed (?resolution=N) and the cost per stage.
