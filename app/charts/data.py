@@ -8,6 +8,7 @@ from dataclasses import asdict
 from app.charts.schemas import AccuracyChart, AccuracyPoint, IlsvrcEntry, WithoutAccuracy
 from app.schemas import ModelCard
 from app.analysis_cache import AnalysisCache
+from app.zoo.catalog import in_families
 from app.zoo.data import catalog_data
 from models.history import ilsvrc_results
 from models.registry import get_entry
@@ -38,7 +39,7 @@ def accuracy_chart_data(cache: AnalysisCache, family: list[str] | None = None, p
     filtered by family, pre-training data and source; the Pareto front is
     over the points shown."""
     cards = catalog_data(cache).models
-    shown = [c for c in cards if (not family or c.family in family) and (not pretrain or c.pretrain in pretrain)
+    shown = [c for c in cards if in_families(c.family, family or []) and (not pretrain or c.pretrain in pretrain)
              and (not source or c.source in source)]
     points, pending = [], []
     for c in shown:

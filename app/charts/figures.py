@@ -10,15 +10,18 @@ from typing import Any
 from plotly.colors import qualitative
 
 from app.charts.schemas import AccuracyPoint, IlsvrcEntry
+from app.zoo.catalog import family_choices, normalise
 from app.plotting import axis, layout
 
 FAMILY_PALETTE = qualitative.Dark24
 DENSITY_BARS = 40  # the best users of their weights; the whole list is the JSON's
 
 
-def family_colours(points: list[AccuracyPoint]) -> dict[str, str]:
-    families = sorted({p.family for p in points})
-    return {name: FAMILY_PALETTE[i % len(FAMILY_PALETTE)] for i, name in enumerate(families)}
+def family_colours(points: list[AccuracyPoint]) -> dict[str, tuple[str, str]]:
+    """normalise(family) -> (its name, its colour): the spellings of one family
+    (ConvNeXt, convnext) share one name and colour (app/zoo/catalog.py's family_choices)."""
+    families = [name for name, _ in family_choices([p.family for p in points])]
+    return {normalise(name): (name, FAMILY_PALETTE[i % len(FAMILY_PALETTE)]) for i, name in enumerate(families)}
 
 
 def _custom(p: AccuracyPoint) -> list:
@@ -32,9 +35,12 @@ HOVER = ("<b>%{customdata[1]}</b> (%{customdata[4]})<br>top-1 %{customdata[5]:.2
 def accuracy_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
     colours = family_colours(points)
     biggest = max((p.params for p in points), default=1)
+    by_family: dict[str, list[AccuracyPoint]] = {}
+    for p in points:
+        by_family.setdefault(normalise(p.family), []).append(p)
     data = []
-    for family, colour in colours.items():
-        mine = [p for p in points if p.family == family]
+    for key, (family, colour) in colours.items():
+        mine = by_family[key]
         data.append({  # WebGL: 1,000+ points stay smooth
             "type": "scattergl", "mode": "markers", "name": family, "meta": "models",
             "x": [p.macs for p in mine], "y": [p.top1 for p in mine], "customdata": [_custom(p) for p in mine],
@@ -65,7 +71,7 @@ def density_figure(points: list[AccuracyPoint]) -> dict[str, Any]:
     return {"data": [{
         "type": "bar", "orientation": "h", "meta": "models", "name": "top-1 per million parameters",
         "y": [p.name for p in ordered], "x": [p.top1_per_mparams for p in ordered],
-        "customdata": [_custom(p) for p in ordered], "marker": {"color": [colours[p.family] for p in ordered]},
+        "customdata": [_custom(p) for p in ordered], "marker": {"color": [colours[normalise(p.family)][1] for p in ordered]},
         "hovertemplate": "<b>%{customdata[1]}</b><br>%{x:.2f} top-1 % per million parameters"
                          "<br>top-1 %{customdata[5]:.2f}%<br>%{customdata[2]:,} parameters<extra></extra>",
     }], "layout": layout(

@@ -8,6 +8,7 @@ Search forgives case, spaces, hyphens, underscores and dots ("ResNet 50",
 from __future__ import annotations
 
 import re
+from collections import Counter
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -15,6 +16,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from app.errors import InvalidParameter
+from app.names import folded, natural_key
 from app.schemas import ModelCard
 from app.zoo.schemas import CatalogResponse
 
@@ -36,16 +38,28 @@ def parse_quantity(text: str | None) -> float | None:
     return float(text[: len(text) - len(suffix)]) * _SI[suffix]
 
 
-@lru_cache(maxsize=16384)  # the catalog's names are normalised once, not per request
-def normalise(text: str) -> str:
-    """Case, spaces, hyphens, underscores and dots ignored."""
-    return re.sub(r"[\s\-_.]+", "", text.lower())
+# app/names.py's folded form; the catalog's names are folded once, not per request
+normalise = lru_cache(maxsize=16384)(folded)
 
 
-def natural_key(text: str) -> tuple:
-    """'ResNet-101' after 'ResNet-50': digit runs compare as numbers."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
-                 for part in re.split(r"(\d+)", text.lower()) if part)
+def in_families(family: str, wanted: list[str]) -> bool:
+    """Whether ``family`` is one of ``wanted`` (or nothing is wanted), spellings
+    compared as ``normalise`` reads them: torchvision's "ConvNeXt" and timm's
+    module "convnext" are one family."""
+    return not wanted or normalise(family) in {normalise(name) for name in wanted}
+
+
+def family_choices(families: list[str]) -> list[tuple[str, int]]:
+    """(name, how many) per family, sorted naturally; spellings that
+    ``normalise`` alike are one family, named by its capitalised spelling
+    (the paper's, as torchvision writes it) where there is one."""
+    counts = Counter(normalise(name) for name in families)
+    names: dict[str, str] = {}
+    for name in families:
+        key = normalise(name)
+        if key not in names or (names[key].islower() and not name.islower()):
+            names[key] = name
+    return sorted(((names[key], n) for key, n in counts.items()), key=lambda kv: natural_key(kv[0]))
 
 
 Quantity = Annotated[str | None, Query(pattern=QUANTITY_PATTERN, description="a count, e.g. 5000000, 5M, 1.5G")]
@@ -77,7 +91,8 @@ class CatalogQuery(BaseModel):
 
 def catalog_query(
     q: Annotated[str | None, Query(max_length=200, description="search in id, name and family")] = None,
-    family: Annotated[list[str], Query(description="one or more families (timm: its model module)")] = [],  # noqa: B006
+    family: Annotated[list[str], Query(description="one or more families (timm: its model module), case and "
+                                                   "punctuation ignored: convnext is also ConvNeXt")] = [],  # noqa: B006
     source: Annotated[list[Literal["torchvision", "timm", "classic"]], Query()] = [],  # noqa: B006
     pretrain: Annotated[list[str], Query(description="pre-training data of the accuracy's weights: in1k, in21k ...")] = [],  # noqa: B006,E501
     year_min: Annotated[int | None, Query(ge=1900, le=2100)] = None,
@@ -110,7 +125,7 @@ def matches(card: ModelCard, query: CatalogQuery, ranges: dict[str, tuple]) -> b
         words = [normalise(w) for w in query.q.split()]
         if normalise(query.q) not in haystack and not all(w in haystack for w in words if w):
             return False
-    return ((not query.family or card.family in query.family)
+    return (in_families(card.family, query.family)
             and (not query.source or card.source in query.source)
             and (not query.pretrain or card.pretrain in query.pretrain)
             and _in_range(card.year, query.year_min, query.year_max)

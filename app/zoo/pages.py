@@ -15,7 +15,7 @@ from app.zoo.schemas import CatalogResponse, CompareResponse, LayersResponse, Mo
 from app.zoo.figures import architecture_figure, layer_costs_figure, profile_figure, stages_figure
 from app.zoo.layer_stats import table_rows
 from app.schemas import ModelCard
-from app.zoo.catalog import CatalogQuery, natural_key
+from app.zoo.catalog import CatalogQuery, family_choices, in_families
 from app.zoo.data import MAX_COMPARE
 from models.registry import list_models
 
@@ -50,7 +50,6 @@ def catalog_extras(cards: list[ModelCard], query: CatalogQuery, page: CatalogRes
     models -- all carried in the address, so Back and a shared link give the same page."""
     known = {card.id for card in cards}
     chosen = [m for m in dict.fromkeys(p.strip() for p in (selected or "").split(",")) if m in known][:MAX_COMPARE]
-    families = Counter(card.family for card in cards)
     pretrains = Counter(card.pretrain for card in cards if card.pretrain)
     pages = max(1, -(-page.total // (query.per_page or CATALOG_PAGE_SIZE)))
     sort_links = []
@@ -63,7 +62,8 @@ def catalog_extras(cards: list[ModelCard], query: CatalogQuery, page: CatalogRes
     names = {card.id: card.name for card in cards}
     twin = _catalog_url(query, [], per_page=None)[1:]  # "?..." or "": per_page is added below, always
     return {
-        "families": sorted(families.items(), key=lambda kv: natural_key(kv[0])),
+        "families": (families := family_choices([card.family for card in cards])),
+        "families_chosen": {name for name, _ in families if query.family and in_families(name, query.family)},
         "sources": sorted(Counter(card.source for card in cards).items()),
         "pretrains": sorted(pretrains.items(), key=lambda kv: -kv[1]),
         "query": query,

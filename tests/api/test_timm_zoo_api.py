@@ -82,9 +82,10 @@ def test_reparameterisable_model_shows_both_forms(client):
 
 def test_catalog_filters_sort_and_pages_on_the_server(client, cards):
     body = client.get("/api/models?family=convnext&sort=name&per_page=5&page=2").json()
-    convnexts = sorted((c for c in cards.values() if c["family"] == "convnext"), key=lambda c: c["name"])
+    convnexts = [c for c in cards.values() if c["family"].lower() == "convnext"]  # timm's module, torchvision's name
+    assert {c["source"] for c in convnexts} == {"timm", "torchvision"}
     assert body["total"] == len(convnexts) and body["page"] == 2 and body["per_page"] == 5
-    assert all(c["family"] == "convnext" for c in body["models"]) and len(body["models"]) == 5
+    assert all(c["family"].lower() == "convnext" for c in body["models"]) and len(body["models"]) == 5
     timm_only = client.get("/api/models?source=timm&top1_min=88&sort=top1&order=desc").json()["models"]
     assert timm_only and all(c["source"] == "timm" and c["top1"] >= 88 for c in timm_only)
     assert [c["top1"] for c in timm_only] == sorted((c["top1"] for c in timm_only), reverse=True)
@@ -107,6 +108,18 @@ def test_catalog_sorts_naturally_and_search_forgives(client):
     assert none["total"] == 0 and none["models"] == []
     page = client.get("/?q=no+such+network")
     assert page.status_code == 200 and "No model matches" in page.text
+
+
+def test_one_family_under_two_spellings_is_one_choice(client, cards):
+    """timm's module "convnext" and torchvision's "ConvNeXt" are one family in the filter's choices,
+    named as the paper writes it, chosen whichever way the address spells it."""
+    both = sum(1 for c in cards.values() if c["family"].lower() == "convnext")
+    page = client.get("/?family=convnext")
+    families = dict(page.context["families"])
+    assert families["ConvNeXt"] == both and "convnext" not in families
+    assert page.context["families_chosen"] == {"ConvNeXt"}
+    assert f'<option value="ConvNeXt" selected>ConvNeXt ({both})</option>' in page.text
+    assert client.get("/api/models?family=CONVNEXT").json()["total"] == both
 
 
 def test_catalog_page_keeps_its_state_in_the_address(client):
@@ -139,7 +152,8 @@ def test_compare_and_chart_accept_timm_ids(client):
     at_288 = client.get("/api/models/timm-resnet50?resolution=288").json()  # analysing it puts it on the chart
     chart = client.get("/api/charts/accuracy?family=resnet&pretrain=in1k").json()
     assert chart["filters"] == {"family": ["resnet"], "pretrain": ["in1k"], "source": []}
-    assert all(p["family"] == "resnet" and p["pretrain"] == "in1k" for p in chart["points"])
+    assert all(p["family"].lower() == "resnet" and p["pretrain"] == "in1k" for p in chart["points"])
+    assert {p["family"] for p in chart["points"]} == {"resnet", "ResNet"}  # timm's module and torchvision's name
     resnet50 = next(p for p in chart["points"] if p["id"] == "timm-resnet50")
     # accuracy and MACs at the same resolution: resnet50.a1_in1k (81.24%) was measured at 288
     assert (resnet50["resolution"], resnet50["top1"]) == (288, 81.24)
