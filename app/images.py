@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import warnings
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -104,8 +105,10 @@ def decode_image(data: bytes, max_pixels: int, min_side: int | None = None) -> I
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
             image = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:  # Pillow's own ceiling, when above ours
-        raise TooLarge(f"{exc} The limit here is {max_pixels:,} pixels.") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own ceiling (2x its MAX_IMAGE_PIXELS), above ours
+        size = re.search(r"\((\d+) pixels\)", str(exc))  # "Image size (N pixels) exceeds limit of ..."
+        told = f"{int(size[1]):,} pixels" if size else f"over {2 * Image.MAX_IMAGE_PIXELS:,} pixels"
+        raise TooLarge(f"The image is {told}; the limit is {max_pixels:,} pixels.") from None
     except UnidentifiedImageError:
         raise UnsupportedImage(f"Not an image this server can read, or its header is corrupt; "
                                f"send one of {', '.join(FORMATS)}.") from None
