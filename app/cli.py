@@ -11,6 +11,9 @@ import sys
 from app.errors import ApiError
 
 
+GRACEFUL_SHUTDOWN_S = 10
+
+
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -30,7 +33,9 @@ def _serve(args: argparse.Namespace) -> int:
         _deploy_on_ray(args)
     # With workers > 1 uvicorn spawns that many processes on one socket; they share
     # job state, leases and the warm-up through the cache directory (app/state_store.py).
-    uvicorn.run("app.main:app", host=args.host, port=args.port, log_level="info", workers=args.workers)
+    # A stop waits this long for open connections (a stalled upload would hold it for good)
+    uvicorn.run("app.main:app", host=args.host, port=args.port, log_level="info", workers=args.workers,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     return 0
 
 

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # Uploads
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    # An upload whose body stops arriving for this long is answered 408 (a stalled client)
+    upload_idle_timeout_s: float = Field(30.0, gt=0)
     # Own networks (app/custom): an ONNX upload's size (ViT-B/16 with its weights is 346 MB), and the
     # store of uploaded graphs (kept without weight values) and typed Sequentials, least recently used out.
     max_onnx_bytes: int = 400 * 1024 * 1024

@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
 
@@ -78,6 +79,10 @@ class Conflict(ApiError):
 class LayoutUnavailable(ApiError):
     """Graphviz is missing or gave up: the graph's JSON still answers."""
     status, code = 503, "layout_unavailable"
+
+
+class RequestTimeout(ApiError):
+    status, code = 408, "request_timeout"
 
 
 class AnalysisCrashed(ApiError):
@@ -185,6 +190,11 @@ def install_error_handlers(app: FastAPI) -> None:
             allow = _allowed_methods(request, (headers or {}).get("Allow"))
             headers = {**(headers or {}), **({"Allow": allow} if allow else {})}
         return _render(request, exc.status_code, code, message, headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        """The client left mid-upload: nobody reads an answer, and it is no server error."""
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -6,17 +6,21 @@ the request stream, keeps the parts in memory (never on disk, never under a
 name the client chose) and stops with 413 as soon as the file passes the
 limit, or at once when Content-Length already says it will. Each field may come
 once: of two files, or two values of one field, which one counts would be a guess.
+A body that stops arriving for CONVZOO_UPLOAD_IDLE_TIMEOUT_S is answered 408 (a stalled
+or hostile client holds no connection and no upload buffer for longer); the
+fields belong in the body, so an address with a query is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.errors import InvalidParameter, TooLarge
+from app.errors import InvalidParameter, RequestTimeout, TooLarge
 from app.templating import upload_limit
 
 FIELD_LIMIT = 1024  # bytes of a text field (a model id, a number)
@@ -40,6 +44,7 @@ class _Collector:
         self.max_file_bytes = max_file_bytes
         self.upload = Upload()
         self.parts = 0
+        self.ended = False  # the closing boundary came
         self._seen: set[str] = set()
         self._header_name = b""
         self._header_value = b""
@@ -93,14 +98,22 @@ class _Collector:
         else:
             self.upload.fields[self._name] = self._data.decode("utf-8", "replace").strip()
 
+    def on_end(self) -> None:
+        self.ended = True
+
     def callbacks(self) -> dict:
         return {name: getattr(self, name) for name in (
             "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-            "on_headers_finished", "on_part_data", "on_part_end")}
+            "on_headers_finished", "on_part_data", "on_part_end", "on_end")}
 
 
 async def read_upload(request: Request, max_file_bytes: int, file_field: str = "file",
                       text_fields: tuple[str, ...] = ()) -> Upload:
+    idle_timeout_s = request.app.state.settings.upload_idle_timeout_s
+    expected = ", ".join(repr(name) for name in (file_field, *text_fields))
+    if request.query_params:
+        raise InvalidParameter(f"This form takes its fields ({expected}) in the multipart body, not in the address "
+                               f"(got {', '.join(dict.fromkeys(request.query_params))[:80]}).")
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidParameter(f"Send the image as multipart/form-data in a field named {file_field!r}.")
@@ -111,8 +124,16 @@ async def read_upload(request: Request, max_file_bytes: int, file_field: str = "
     collector = _Collector(file_field, text_fields, max_file_bytes)
     parser = MultipartParser(params[b"boundary"], collector.callbacks())
     received = 0
+    chunks = request.stream()
     try:
-        async for chunk in request.stream():
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), idle_timeout_s)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise RequestTimeout(f"The upload stalled: nothing arrived for {idle_timeout_s:g} s "
+                                     f"({received:,} bytes came); send it again.") from None
             received += len(chunk)
             if received > max_body:
                 raise TooLarge(f"The upload is over the upload limit of {upload_limit(max_file_bytes)}.")
@@ -120,6 +141,9 @@ async def read_upload(request: Request, max_file_bytes: int, file_field: str = "
         parser.finalize()
     except MultipartParseError as exc:
         raise InvalidParameter(f"The multipart form is malformed ({exc}).") from None
+    if not collector.ended:
+        raise InvalidParameter(f"The form ended before its closing boundary, after {received:,} bytes: the upload "
+                               "was cut short, or its Content-Length is wrong.")
     if collector.upload.file is None:
         raise InvalidParameter(f"No file in the form: send the image in a field named {file_field!r}.")
     return collector.upload

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -44,6 +45,9 @@ import torch
 from torch import nn
 
 from models.meta import TORCH_TRACING
+
+# torch.onnx's onnx_ir passes log each step at INFO: 70-160 lines per export in a server's log
+logging.getLogger("onnx_ir").setLevel(logging.WARNING)
 
 OPSET = 18
 TOLERANCE = 1e-4  # max |logit difference| between ORT and eager PyTorch

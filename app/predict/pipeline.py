@@ -184,7 +184,8 @@ def predict_page_data(settings: Settings, worker: InferenceWorker, available: bo
 def worker_status(worker: InferenceWorker) -> WorkerStatus:
     sizes = dict(sorted(worker.batch_sizes.items()))
     return WorkerStatus(
-        running=worker.running, device=str(worker.device), queued=worker.queued, max_queue=worker.max_queue,
+        running=worker.running, device=str(worker.device), queued=worker.queued,
+        preprocessing=worker.preprocessing, max_queue=worker.max_queue,
         max_batch_size=worker.max_batch_size, max_batch_wait_ms=worker.max_batch_wait_s * 1000,
         batches=sum(sizes.values()), images=sum(size * count for size, count in sizes.items()),
         batch_sizes=sizes, loaded_models=worker.models.ids, predictor=worker.mode,

@@ -152,6 +152,10 @@ class RayInference:
     def queued(self) -> int:
         return self._in_flight
 
+    @property
+    def preprocessing(self) -> int:  # counted in queued, which here is every request in flight
+        return 0
+
     async def ensure_ready(self, entry: ModelEntry) -> float:
         """Replicas load their models themselves, in the request."""
         return 0.0

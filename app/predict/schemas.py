@@ -105,6 +105,7 @@ class WorkerStatus(BaseModel):
     running: bool
     device: str
     queued: int
+    preprocessing: int = 0  # admitted requests being decoded and preprocessed; with queued, at most max_queue
     max_queue: int
     max_batch_size: int
     max_batch_wait_ms: float

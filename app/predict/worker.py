@@ -26,7 +26,7 @@ Interface (stable; other features and serving modes rely on it):
   ``prepare()`` returns the model's input tensor (``input_shape``, float32); raises Busy when
   the queue is full, WeightsError when the weights are missing.
 - ``runtimes``: model id -> RuntimeChoice for every model loaded so far.
-- counters: ``queued``, ``max_queue``, ``running``, ``batch_sizes``, ``inference_threads``,
+- counters: ``queued``, ``preprocessing``, ``max_queue``, ``running``, ``batch_sizes``, ``inference_threads``,
   ``models.ids``, ``models.peak_concurrent_forwards``.
 - ``run_batch(predictor, [(tensor, topk), ...]) -> [Inference, ...]``: one
   forward pass, for any serving mode that holds a Predictor.
@@ -249,18 +249,25 @@ class InferenceWorker:
                 self._changed.notify_all()  # nobody waits for company that will not come
 
     def _refuse_if_full(self) -> None:
-        if len(self._jobs) >= self._max_queue:
+        """Admitted and not yet running (being decoded, or queued) count alike: an image
+        that is slow to decode (a 7000x7000 PNG of 143 KB: seconds) holds its place."""
+        if len(self._jobs) + self._incoming >= self._max_queue:
             raise self._busy()
 
     def _busy(self) -> Busy:
-        return Busy(f"The inference queue is full ({self._max_queue} waiting); try again in a second.",
-                    retry_after_s=1)
+        return Busy(f"The inference queue is full ({self._max_queue} requests being decoded or waiting); "
+                    "try again in a second.", retry_after_s=1)
 
     # -- statistics ---------------------------------------------------------
 
     @property
     def queued(self) -> int:
         return len(self._jobs)
+
+    @property
+    def preprocessing(self) -> int:
+        """Admitted requests being decoded and preprocessed (not queued yet)."""
+        return self._incoming
 
     @property
     def max_queue(self) -> int:

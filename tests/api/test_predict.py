@@ -128,6 +128,44 @@ def test_unknown_model_and_models_without_weights(client, photos):
     assert labels(predict(client, photos["coffee"]))[0] == "espresso"
 
 
+def _half_an_upload(url: str, data: bytes):
+    """A socket that sent the headers and half the multipart body of an upload of ``data``, then nothing."""
+    import socket
+    from urllib.parse import urlparse
+
+    boundary = "stalled"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'.encode()
+            + data + f"\r\n--{boundary}--\r\n".encode())
+    address = urlparse(url)
+    sock = socket.create_connection((address.hostname, address.port))
+    sock.sendall(f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:len(body) // 2])
+    return sock
+
+
+def test_a_stalled_upload_is_answered_408_and_a_client_that_leaves_is_no_server_error(photos, caplog):
+    from tests.conftest import make_settings, serving
+
+    app = create_app(make_settings(upload_idle_timeout_s=1.0))
+    with serving(app) as url:
+        stalled = _half_an_upload(url, photos["coffee"].read_bytes())
+        stalled.settimeout(30)
+        answer = b""
+        while chunk := stalled.recv(65536):  # the server answers, then closes the connection
+            answer += chunk
+        stalled.close()
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 408"), head
+        assert json.loads(body)["error"]["code"] == "request_timeout"
+        assert "nothing arrived for 1 s" in json.loads(body)["error"]["message"]
+
+        caplog.clear()
+        _half_an_upload(url, photos["coffee"].read_bytes()).close()  # and goes away
+        time.sleep(0.5)
+        assert httpx.get(f"{url}/api/health").status_code == 200
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+
+
 def test_malformed_requests(client, photos):
     assert_error(client.post("/api/predict", data={"model": "efficientnet_lite0"}), 422, "invalid_parameter")
     assert_error(client.post("/api/predict", content=b"raw bytes", headers={"content-type": "image/png"}),
@@ -141,6 +179,13 @@ def test_malformed_requests(client, photos):
     assert "more than one field named 'file'" in two_files.json()["error"]["message"]
     assert_error(client.post("/api/predict", files={"file": ("a.png", coffee)}, data={"topk": ["3", "4"]}),
                  422, "invalid_parameter")
+    in_the_address = client.post("/api/predict?model=lenet5", files={"file": ("a.png", coffee)})
+    assert_error(in_the_address, 422, "invalid_parameter")
+    assert "in the multipart body, not in the address (got model)" in in_the_address.json()["error"]["message"]
+    form = httpx.Request("POST", "http://x/api/predict", files={"file": ("a.png", coffee)})
+    cut = client.post("/api/predict", content=form.read()[:-200], headers={"content-type": form.headers["content-type"]})
+    assert_error(cut, 422, "invalid_parameter")
+    assert "ended before its closing boundary" in cut.json()["error"]["message"]
 
 
 @pytest.fixture(scope="module")
@@ -326,6 +371,37 @@ def test_a_full_queue_answers_busy(tmp_path, photos):
     assert_error(refused, 503, "busy")
     assert int(refused.headers["retry-after"]) >= 1
     assert labels(served)[0] == labels(after)[0] == "espresso"
+
+
+def test_images_being_decoded_hold_their_place_in_the_queue(photos):
+    """With max_queue 2, two uploads slow to decode (7000x7000 PNGs of a few hundred KB) are admitted and
+    a third request is told 503 busy at once, though nothing is queued for the forward yet."""
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(max_queue=2))
+    worker = app.state.inference
+    slow = io.BytesIO()
+    Image.new("RGB", (7000, 7000)).save(slow, "PNG")
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            admitted = [asyncio.create_task(client.post("/api/predict", **_multipart(slow.getvalue())))
+                        for _ in range(2)]
+            await _wait_until(lambda: worker.preprocessing == 2, "two uploads being decoded (about 0.5 s each)")
+            status = (await client.get("/api/predict/worker")).json()
+            # at once, or never: the worker is not started, so an admitted request would wait here for good
+            refused = await asyncio.wait_for(client.post("/api/predict", **_multipart(photos["coffee"].read_bytes())), 30)
+            decoding_meanwhile = worker.preprocessing  # refused on arrival, not once the others are decoded
+            worker.start(preload_entries(app.state.settings))
+            served = await asyncio.gather(*admitted)
+        worker.stop()
+        return status, refused, decoding_meanwhile, served
+
+    status, refused, decoding_meanwhile, served = asyncio.run(scenario())
+    assert status["preprocessing"] + status["queued"] == 2 and decoding_meanwhile >= 1
+    assert_error(refused, 503, "busy")
+    assert [r.status_code for r in served] == [200, 200]
+    assert all("one flat colour (blank)" in r.json()["notes"][0] for r in served)
 
 
 # -- the page's data and the examples -----------------------------------------
