@@ -128,7 +128,8 @@ async def read_upload(request: Request, max_file_bytes: int, file_field: str = "
     try:
         while True:
             try:
-                chunk = await asyncio.wait_for(anext(chunks), idle_timeout_s)
+                async with asyncio.timeout(idle_timeout_s):  # per chunk: a slow link is no stall
+                    chunk = await anext(chunks)
             except StopAsyncIteration:
                 break
             except TimeoutError:
