@@ -113,13 +113,17 @@ def catalog_query(
                         page=page, per_page=per_page)
 
 
-def _in_range(value: float | None, low: float | None, high: float | None) -> bool:
+def _in_range(value: float | None, low: float | None, high: float | None, unknown_passes: bool) -> bool:
     if low is None and high is None:
         return True
-    return value is not None and (low is None or value >= low) and (high is None or value <= high)
+    if value is None:
+        return unknown_passes
+    return (low is None or value >= low) and (high is None or value <= high)
 
 
-def matches(card: ModelCard, query: CatalogQuery, ranges: dict[str, tuple]) -> bool:
+def matches(card: ModelCard, query: CatalogQuery, ranges: dict[str, tuple], unknown_passes: bool = False) -> bool:
+    """``unknown_passes``: a range filter lets a card without that value through (no year,
+    no top-1, params and MACs not worked out yet); by default it drops it."""
     if query.q:
         haystack = normalise(f"{card.id} {card.name} {card.family}")
         words = [normalise(w) for w in query.q.split()]
@@ -128,10 +132,10 @@ def matches(card: ModelCard, query: CatalogQuery, ranges: dict[str, tuple]) -> b
     return (in_families(card.family, query.family)
             and (not query.source or card.source in query.source)
             and (not query.pretrain or card.pretrain in query.pretrain)
-            and _in_range(card.year, query.year_min, query.year_max)
-            and _in_range(card.params, *ranges["params"])
-            and _in_range(card.macs, *ranges["macs"])
-            and _in_range(card.top1, query.top1_min, query.top1_max))
+            and _in_range(card.year, query.year_min, query.year_max, unknown_passes)
+            and _in_range(card.params, *ranges["params"], unknown_passes)
+            and _in_range(card.macs, *ranges["macs"], unknown_passes)
+            and _in_range(card.top1, query.top1_min, query.top1_max, unknown_passes))
 
 
 def _sort_key(key: SortKey):
@@ -146,6 +150,7 @@ def select(cards: list[ModelCard], query: CatalogQuery) -> CatalogResponse:
     ranges = {"params": (parse_quantity(query.params_min), parse_quantity(query.params_max)),
               "macs": (parse_quantity(query.macs_min), parse_quantity(query.macs_max))}
     chosen = [c for c in cards if matches(c, query, ranges)]
+    unknown = sum(1 for c in cards if matches(c, query, ranges, unknown_passes=True)) - len(chosen)
     chosen.sort(key=lambda c: natural_key(c.name))
     value = _sort_key(query.sort)
     known = [c for c in chosen if value(c) is not None]
@@ -155,4 +160,5 @@ def select(cards: list[ModelCard], query: CatalogQuery) -> CatalogResponse:
     if query.per_page is not None:
         start = (query.page - 1) * query.per_page
         chosen = chosen[start:start + query.per_page]
-    return CatalogResponse(models=chosen, total=total, page=query.page, per_page=query.per_page)
+    return CatalogResponse(models=chosen, total=total, page=query.page, per_page=query.per_page,
+                           unknown_left_out=unknown)

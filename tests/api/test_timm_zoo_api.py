@@ -110,6 +110,16 @@ def test_catalog_sorts_naturally_and_search_forgives(client):
     assert page.status_code == 200 and "No model matches" in page.text
 
 
+def test_a_range_filter_says_how_many_it_left_out_for_an_unknown_value(client, cards):
+    """A model with no year (most of timm's) is not after 2015, nor before: it is left out, and counted."""
+    body = client.get("/api/models?year_min=2015").json()
+    no_year = sum(1 for c in cards.values() if c["year"] is None)
+    assert no_year > 1000 and body["unknown_left_out"] == no_year
+    assert body["total"] == sum(1 for c in cards.values() if c["year"] is not None and c["year"] >= 2015)
+    assert client.get("/api/models?source=torchvision&family=ResNet").json()["unknown_left_out"] == 0
+    assert f"{no_year:,} more are left out because a range" in client.get("/?year_min=2015").text
+
+
 def test_one_family_under_two_spellings_is_one_choice(client, cards):
     """timm's module "convnext" and torchvision's "ConvNeXt" are one family in the filter's choices,
     named as the paper writes it, chosen whichever way the address spells it."""
