@@ -161,10 +161,10 @@ class OrtModel:
     ``session.run`` releases the GIL, so other threads run meanwhile.
 
     ``concurrent_runs`` (a server's CPU model): a second session of one
-    intra-op thread takes the calls that start while another is running, or
-    whose caller says other work waits (``share_cores``), so a lone call gets
-    every core and concurrent calls get a core each without sharing one
-    thread pool. Measured on this 2-core CPU with EfficientNet-Lite0 at batch
+    intra-op thread takes the calls whose caller says other work runs or
+    waits beside them (``share_cores``: models/predictor.py's Predictor counts
+    its forwards in flight), so a lone call gets every core and concurrent
+    calls get a core each without sharing one thread pool. Measured on this 2-core CPU with EfficientNet-Lite0 at batch
     1: a 2-thread session alone, 316 img/s; two callers of it, 368 img/s at
     5.17 ms of CPU per image; two callers of 1-thread sessions, 428 img/s at
     4.63 ms (bench/predict.py reports the two-caller figure). It costs the
@@ -182,22 +182,12 @@ class OrtModel:
         if concurrent_runs and device.type == "cpu" and options.intra_op_num_threads > 1:
             self._narrow = ort.InferenceSession(str(path), session_options(1, spinning),
                                                 providers=providers_for(device))
-        self._running = 0
-        self._lock = threading.Lock()
         self._input = self.session.get_inputs()[0].name
         self._output = self.session.get_outputs()[0].name
 
     def run(self, batch: np.ndarray, share_cores: bool = False) -> np.ndarray:
-        if self._narrow is None:
-            return self.session.run([self._output], {self._input: batch})[0]
-        with self._lock:
-            session = self._narrow if share_cores or self._running else self.session
-            self._running += 1
-        try:
-            return session.run([self._output], {self._input: batch})[0]
-        finally:
-            with self._lock:
-                self._running -= 1
+        session = self._narrow if share_cores and self._narrow is not None else self.session
+        return session.run([self._output], {self._input: batch})[0]
 
     def __call__(self, batch: torch.Tensor, share_cores: bool = False) -> torch.Tensor:
         array = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())

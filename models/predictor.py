@@ -120,10 +120,12 @@ class Predictor:
         return cls(entry, eager, choice, device)
 
     def _run(self, batch: torch.Tensor, share_cores: bool) -> torch.Tensor:
+        """The forward; it shares the cores when asked or when another forward is in flight."""
         with self._one_at_a_time:
             with self._counter:
                 self._forwards_running += 1
                 self.peak_concurrent_forwards = max(self.peak_concurrent_forwards, self._forwards_running)
+                share_cores = share_cores or self._forwards_running > 1
             try:
                 with torch.inference_mode():
                     return self._forward(batch, share_cores)

@@ -86,8 +86,7 @@ class ModelCache:
         self._lock = threading.Lock()  # status readers on other threads
 
     def has(self, model_id: str) -> bool:
-        with self._lock:
-            return model_id in self._models
+        return self.loaded(model_id) is not None
 
     def loaded(self, model_id: str) -> Predictor | None:
         """The model if it is loaded, without counting as a use."""
@@ -216,8 +215,7 @@ class InferenceWorker:
 
         The pool thread queues the job itself, so the event loop wakes once per
         request (for the answer), not also between preprocessing and queueing."""
-        self._refuse_if_full()
-        self._count_incoming(+1)  # the worker may wait a little for this one
+        self._admit()
         answer: Future = Future()
         preprocess_ms = 0.0
 
@@ -228,31 +226,32 @@ class InferenceWorker:
                 tensor = prepare()
                 preprocess_ms = (time.perf_counter() - started) * 1000
             except BaseException as exc:  # a bad image ...: this request's error
-                self._count_incoming(-1)
+                self._drop_incoming()
                 _fail(answer, exc)
                 return
             with self._lock:  # queued and no longer incoming in one step: the worker never waits for it
                 self._incoming -= 1
-                if len(self._jobs) >= self._max_queue:
-                    _fail(answer, self._busy())
-                    return
-                self._jobs.append(Job(entry, tensor, topk, answer))
+                self._jobs.append(Job(entry, tensor, topk, answer))  # its place was kept at admission
                 self._changed.notify()
 
         self._preprocessors.submit(prepare_and_queue)
         return await asyncio.wrap_future(answer), preprocess_ms
 
-    def _count_incoming(self, delta: int) -> None:
-        with self._lock:  # the app may be served by more than one event loop (tests)
-            self._incoming += delta
-            if delta < 0:
-                self._changed.notify_all()  # nobody waits for company that will not come
+    def _admit(self) -> None:
+        """Count a request in, or refuse it with Busy. Admitted and not yet running (being
+        decoded, or queued) count alike: an image that is slow to decode (a 7000x7000 PNG
+        of 143 KB: seconds) holds its place, so the queue never outgrows max_queue. In one
+        step under the lock: the app may be served by more than one event loop (tests)."""
+        with self._lock:
+            if len(self._jobs) + self._incoming >= self._max_queue:
+                raise self._busy()
+            self._incoming += 1  # the worker may wait a little for this one
 
-    def _refuse_if_full(self) -> None:
-        """Admitted and not yet running (being decoded, or queued) count alike: an image
-        that is slow to decode (a 7000x7000 PNG of 143 KB: seconds) holds its place."""
-        if len(self._jobs) + self._incoming >= self._max_queue:
-            raise self._busy()
+    def _drop_incoming(self) -> None:
+        """A request failed in preprocessing: it leaves the queue, and nobody waits for its company."""
+        with self._lock:
+            self._incoming -= 1
+            self._changed.notify_all()
 
     def _busy(self) -> Busy:
         return Busy(f"The inference queue is full ({self._max_queue} requests being decoded or waiting); "
