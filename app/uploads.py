@@ -35,6 +35,10 @@ class Upload:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+def _form_fields(file_field: str, text_fields: tuple[str, ...]) -> str:
+    return ", ".join(repr(name) for name in (file_field, *text_fields))
+
+
 class _Collector:
     """python-multipart callbacks that gather one file part and short text fields."""
 
@@ -79,8 +83,8 @@ class _Collector:
         if self._is_file and b"filename" in options:
             self.upload.filename = options[b"filename"].decode("utf-8", "replace")[:FIELD_LIMIT]
         if not self._is_file and self._name not in self.text_fields:
-            expected = ", ".join(repr(name) for name in (self.file_field, *self.text_fields))
-            raise InvalidParameter(f"Unknown form field {self._name[:40]!r}; this form takes {expected}.")
+            raise InvalidParameter(f"Unknown form field {self._name[:40]!r}; this form takes "
+                                   f"{_form_fields(self.file_field, self.text_fields)}.")
         if self._name in self._seen:  # which one counts would be a guess
             raise InvalidParameter(f"The form has more than one field named {self._name[:40]!r}; send it once.")
         self._seen.add(self._name)
@@ -110,9 +114,9 @@ class _Collector:
 async def read_upload(request: Request, max_file_bytes: int, file_field: str = "file",
                       text_fields: tuple[str, ...] = ()) -> Upload:
     idle_timeout_s = request.app.state.settings.upload_idle_timeout_s
-    expected = ", ".join(repr(name) for name in (file_field, *text_fields))
     if request.query_params:
-        raise InvalidParameter(f"This form takes its fields ({expected}) in the multipart body, not in the address "
+        raise InvalidParameter(f"This form takes its fields ({_form_fields(file_field, text_fields)}) in the "
+                               f"multipart body, not in the address "
                                f"(got {', '.join(dict.fromkeys(request.query_params))[:80]}).")
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:

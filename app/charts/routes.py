@@ -11,7 +11,7 @@ from app.deps import get_cache
 from app.charts.schemas import AccuracyChart
 from app.analysis_cache import AnalysisCache
 from app.charts.data import accuracy_chart_data
-from app.zoo.catalog import family_choices, in_families
+from app.zoo.catalog import chosen_families, family_choices
 from app.zoo.data import catalog_data
 from app.charts.figures import accuracy_figure, density_figure, ilsvrc_figure
 
@@ -38,11 +38,10 @@ def accuracy_chart_page(request: Request, cache: Cache, family: Names = [], pret
     choices = {"family": [name for name, _ in family_choices([c.family for c in cards if c.top1 is not None])],
                "pretrain": sorted({c.pretrain for c in cards if c.pretrain}),
                "source": sorted({c.source for c in cards})}
-    chosen_families = {name for name in choices["family"] if family and in_families(name, family)}
     figures = {"accuracy": accuracy_figure(chart.points), "density": density_figure(chart.points),
                "ilsvrc": ilsvrc_figure(chart.ilsvrc)}
     query = request.url.query
     return request.app.state.templates.TemplateResponse(
         request, "charts_accuracy.html", {"chart": chart, "figures": figures, "choices": choices,
-                                          "chosen_families": chosen_families,
+                                          "chosen_families": chosen_families(choices["family"], family),
                                           "json_url": "/api/charts/accuracy" + (f"?{query}" if query else "")})

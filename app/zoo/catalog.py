@@ -49,6 +49,11 @@ def in_families(family: str, wanted: list[str]) -> bool:
     return not wanted or normalise(family) in {normalise(name) for name in wanted}
 
 
+def chosen_families(names: list[str], wanted: list[str]) -> set[str]:
+    """The names among a filter's choices that ``wanted`` asks for (none when nothing is)."""
+    return {name for name in names if wanted and in_families(name, wanted)}
+
+
 def family_choices(families: list[str]) -> list[tuple[str, int]]:
     """(name, how many) per family, sorted naturally; spellings that
     ``normalise`` alike are one family, named by its capitalised spelling
@@ -149,8 +154,9 @@ def select(cards: list[ModelCard], query: CatalogQuery) -> CatalogResponse:
     ties by name, naturally) and paged; ``total`` counts every match."""
     ranges = {"params": (parse_quantity(query.params_min), parse_quantity(query.params_max)),
               "macs": (parse_quantity(query.macs_min), parse_quantity(query.macs_max))}
-    chosen = [c for c in cards if matches(c, query, ranges)]
-    unknown = sum(1 for c in cards if matches(c, query, ranges, unknown_passes=True)) - len(chosen)
+    loose = [c for c in cards if matches(c, query, ranges, unknown_passes=True)]
+    chosen = [c for c in loose if matches(c, query, ranges)]
+    unknown = len(loose) - len(chosen)
     chosen.sort(key=lambda c: natural_key(c.name))
     value = _sort_key(query.sort)
     known = [c for c in chosen if value(c) is not None]

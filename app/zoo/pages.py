@@ -15,7 +15,7 @@ from app.zoo.schemas import CatalogResponse, CompareResponse, LayersResponse, Mo
 from app.zoo.figures import architecture_figure, layer_costs_figure, profile_figure, stages_figure
 from app.zoo.layer_stats import table_rows
 from app.schemas import ModelCard
-from app.zoo.catalog import CatalogQuery, family_choices, in_families
+from app.zoo.catalog import CatalogQuery, chosen_families, family_choices
 from app.zoo.data import MAX_COMPARE
 from models.registry import list_models
 
@@ -63,7 +63,7 @@ def catalog_extras(cards: list[ModelCard], query: CatalogQuery, page: CatalogRes
     twin = _catalog_url(query, [], per_page=None)[1:]  # "?..." or "": per_page is added below, always
     return {
         "families": (families := family_choices([card.family for card in cards])),
-        "families_chosen": {name for name, _ in families if query.family and in_families(name, query.family)},
+        "families_chosen": chosen_families([name for name, _ in families], query.family),
         "sources": sorted(Counter(card.source for card in cards).items()),
         "pretrains": sorted(pretrains.items(), key=lambda kv: -kv[1]),
         "query": query,
