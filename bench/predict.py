@@ -49,16 +49,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `convzoo serve` sets i
 
 import httpx  # noqa: E402
 import torch  # noqa: E402
+from load import percentile  # noqa: E402
+from warmup import cpu_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "predict.json"
 MODEL = "efficientnet_lite0"
 CLIENT_COUNTS = (1, 4, 8)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class InProcess:
@@ -130,9 +127,8 @@ class Server:
             time.sleep(0.2)
 
     def cpu_s(self) -> float:
-        """CPU seconds the server process has used (user + system, all threads)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds the server has used (its process and any analysis processes)."""
+        return sum(cpu_seconds(self.process.pid).values())
 
     def stop(self) -> None:
         self.process.terminate()
