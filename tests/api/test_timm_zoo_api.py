@@ -118,6 +118,7 @@ def test_a_range_filter_says_how_many_it_left_out_for_an_unknown_value(client, c
     assert body["total"] == sum(1 for c in cards.values() if c["year"] is not None and c["year"] >= 2015)
     assert client.get("/api/models?source=torchvision&family=ResNet").json()["unknown_left_out"] == 0
     assert f"{no_year:,} more are left out because a range" in client.get("/?year_min=2015").text
+    assert "1 more is left out" in client.get("/?family=nin&top1_min=1").text  # NiN: no published top-1
 
 
 def test_one_family_under_two_spellings_is_one_choice(client, cards):
